@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""Train an empathetic chatbot with GAIL.
+
+    accelerate launch recipes/train.py --config recipes/configs/empathygail.yaml
+    python recipes/train.py --config recipes/configs/quickstart-cpu.yaml
+    torchrun --nproc_per_node 2 recipes/train.py --config recipes/configs/quickstart-cpu.yaml   # CPU processes
+
+Any field of GAILConfig, ModelConfig (incl. --use_peft and the LoRA fields) or ScriptArguments below can be set
+in the YAML file and overridden on the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import ModelConfig, TrlParser, get_peft_config
+
+from egail import GAILConfig, GAILTrainer
+from egail.cli import run_cli
+from egail.data import load_trajectories
+from egail.models import SMOLLM2
+from egail.plotting import TrainingCurvesCallback
+
+
+@dataclass
+class ScriptArguments:
+    dataset_name: str = field(
+        default="embedded",
+        metadata={"help": "Expert trajectories: 'embedded', a folder from `python -m egail.data build`, or a Hub id."},
+    )
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_eval_split: str | None = field(default=None, metadata={"help": "Split to evaluate on (None: no eval)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Train on a seeded sample of this size."})
+
+
+def model_init_kwargs(model_args: ModelConfig, trust_remote_code: bool) -> dict:
+    kwargs = {"revision": model_args.model_revision, "trust_remote_code": trust_remote_code}
+    if model_args.dtype not in (None, "auto"):
+        kwargs["dtype"] = model_args.dtype
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    return kwargs
+
+
+def main(argv: list[str] | None = None) -> GAILTrainer:
+    parser = TrlParser((ScriptArguments, GAILConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    training_args.model_init_kwargs = training_args.model_init_kwargs or model_init_kwargs(
+        model_args, training_args.trust_remote_code
+    )
+
+    dataset = load_trajectories(script_args.dataset_name)
+    if script_args.dataset_train_split not in dataset:
+        raise ValueError(f"split '{script_args.dataset_train_split}' not in {script_args.dataset_name}: {list(dataset)}")
+    train_dataset = dataset[script_args.dataset_train_split]
+    if script_args.max_train_samples:
+        count = min(script_args.max_train_samples, len(train_dataset))
+        train_dataset = train_dataset.shuffle(seed=training_args.seed).select(range(count))
+    eval_dataset = dataset[script_args.dataset_eval_split] if script_args.dataset_eval_split else None
+
+    trainer = GAILTrainer(
+        model_args.model_name_or_path or SMOLLM2,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        peft_config=get_peft_config(model_args),
+        callbacks=[TrainingCurvesCallback()],
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    return trainer
+
+
+if __name__ == "__main__":
+    run_cli(main)

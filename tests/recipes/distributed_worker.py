@@ -1,0 +1,35 @@
+"""Run by torchrun in tests/recipes/test_multiprocess.py: the real train recipe, then a per-rank fingerprint."""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.recipes.conftest import load_recipe  # noqa: E402
+
+
+def fingerprint(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().round(6).tobytes())
+    return digest.hexdigest()
+
+
+if __name__ == "__main__":
+    report_dir, argv = Path(sys.argv[1]), sys.argv[2:]
+    trainer = load_recipe("train").main(argv)
+    rank = trainer.accelerator.process_index
+    report = {
+        "rank": rank,
+        "world_size": trainer.accelerator.num_processes,
+        "backend": str(torch.distributed.get_backend()) if torch.distributed.is_initialized() else None,
+        "global_step": trainer.state.global_step,
+        "policy": fingerprint(trainer.accelerator.unwrap_model(trainer.model)),
+        "discriminator": fingerprint(trainer.discriminator),
+        "demo_ratio": trainer.current_demo_ratio(),
+    }
+    (report_dir / f"rank{rank}.json").write_text(json.dumps(report))

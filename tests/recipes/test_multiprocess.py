@@ -1,0 +1,35 @@
+"""Two real CPU processes (torchrun, gloo) run 2 GAIL steps; both ranks must end identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+@pytest.mark.multiprocess
+def test_two_processes_keep_identical_policy_and_discriminator(tmp_path, tiny_overrides):
+    overrides = list(tiny_overrides)
+    step_index = overrides.index("--max_steps") + 1
+    overrides[step_index] = "2"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        str(WORKER), str(tmp_path), "--config", str(RECIPES / "configs" / "quickstart-cpu.yaml"), *overrides,
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in reports] == [2, 2]
+    assert reports[0]["backend"] == "gloo"
+    assert [r["global_step"] for r in reports] == [2, 2]
+    assert reports[0]["policy"] == reports[1]["policy"]
+    assert reports[0]["discriminator"] == reports[1]["discriminator"]
+    assert reports[0]["demo_ratio"] == reports[1]["demo_ratio"]
