@@ -451,3 +451,48 @@ class GAILTrainer(GRPOTrainer):
         super().save_model(output_dir, _internal_call)
         if self.args.should_save and not _internal_call:
             self.discriminator.save_pretrained(Path(output_dir or self.args.output_dir) / DISCRIMINATOR_DIR)
+
+    # -------------------------------------------------------------------------------------------- Hub
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        dataset_name: str | list[str] | None = None,
+        license: str = "apache-2.0",
+        tags: list[str] | None = None,
+    ):
+        """Push the run as one model repo: policy (or LoRA adapter), tokenizer, ``discriminator/`` and a model card.
+
+        Saves both models to ``args.output_dir`` and uploads it with `egail.hub.push_run` (no checkpoints, no
+        pickles) to ``args.hub_model_id``, by default the output folder's name under the token's user.
+        ``dataset_name`` (TRL's keyword) names the training data in the card. Returns the commit URL, or a
+        Future of it when ``blocking=False``.
+        """
+        from huggingface_hub import HfApi
+
+        from egail.hub import push_run
+
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        output_dir = Path(self.args.output_dir)
+        self.save_model(str(output_dir), _internal_call=True)  # not an external call: with args.push_to_hub it pushes
+        if self.args.should_save:
+            self.discriminator.save_pretrained(output_dir / DISCRIMINATOR_DIR)
+        if not self.is_world_process_zero():
+            return None
+        push = dict(
+            run_dir=output_dir,
+            repo_id=self.hub_model_id or self.args.hub_model_id or output_dir.absolute().name,
+            private=private if private is not None else self.args.hub_private_repo,
+            token=token if token is not None else self.args.hub_token,
+            revision=revision if revision is not None else self.args.hub_revision,
+            commit_message=commit_message or "End of training",
+            base_model=getattr(self.accelerator.unwrap_model(self.model).config, "_name_or_path", None),
+            datasets=[dataset_name] if isinstance(dataset_name, str) else dataset_name,
+            training_args=self.args.to_dict(),
+            license=license,
+            tags=tags,
+        )
+        return push_run(**push) if blocking else HfApi().run_as_future(push_run, **push)
