@@ -19,6 +19,7 @@ def test_two_processes_keep_identical_policy_and_discriminator(tmp_path, tiny_ov
     overrides = list(tiny_overrides)
     step_index = overrides.index("--max_steps") + 1
     overrides[step_index] = "2"
+    overrides[overrides.index("--generation_batch_size") + 1] = "8"  # 2 ranks x 4
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
         str(WORKER), str(tmp_path), "--config", str(RECIPES / "configs" / "quickstart-cpu.yaml"), *overrides,
