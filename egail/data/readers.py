@@ -39,6 +39,10 @@ ED_COLUMNS = ("conv_id", "utterance_idx", "context", "prompt", "utterance")
 #: The columns of the Hub's ``daily_dialog`` parquet layout that this reader uses (``act`` is not needed).
 DD_PARQUET_COLUMNS = ("dialog", "emotion")
 
+class LayoutError(ValueError):
+    """A file whose columns are not the corpus's: an error for a file named on its own, a skip in a folder."""
+
+
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" turns undecodable bytes into
 _NOT_UTF8_REASON = "bytes that are not valid UTF-8; line skipped"
 
@@ -72,9 +76,7 @@ def _parquet_rows(path: Path, required: tuple[str, ...], what: str) -> list[dict
         raise ValueError(f"{path}: not a readable parquet file ({error})") from error
     missing = [c for c in required if c not in table.column_names]
     if missing:
-        raise ValueError(
-            f"{path}: missing columns {missing} for the {what} layout (found {table.column_names})"
-        )
+        raise LayoutError(f"{path}: missing columns {missing} for the {what} layout (found {table.column_names})")
     return table.select(list(required)).to_pylist()
 
 
@@ -88,16 +90,29 @@ def read_empatheticdialogues(path: str | Path, *, strict: bool = False, progress
     ``speaker_idx`` is not needed, it holds worker ids in the original release. ``context`` is the
     conversation's emotion and ``prompt`` its situation. Both the original unquoted files (commas written
     ``_comma_``, split on ``,`` like ED's own loader) and properly quoted CSV are read, one row per line.
+    In a folder, files with other columns are skipped (and logged); a file named on its own must fit.
     """
     log = SkipLog(strict)
     result = ReadResult(skipped=log.records)
     for file in _files(path, ("*.csv", "*.parquet"), "EmpatheticDialogues .csv/.parquet"):
-        if file.suffix == ".parquet":
-            rows = [(i, row) for i, row in enumerate(_parquet_rows(file, ED_COLUMNS, "EmpatheticDialogues"), 1)]
-        else:
-            rows = list(_ed_csv_rows(file, log, progress))
+        try:
+            if file.suffix == ".parquet":
+                rows = list(enumerate(_parquet_rows(file, ED_COLUMNS, "EmpatheticDialogues"), 1))
+            else:
+                rows = list(_ed_csv_rows(file, log, progress))
+        except LayoutError as error:
+            _skip_file(path, file, error, log)
+            continue
         result.conversations.extend(_ed_conversations(file, rows, log))
     return result
+
+
+def _skip_file(path: str | Path, file: Path, error: LayoutError, log: SkipLog) -> None:
+    """A folder may hold other files (ED's release has per-conversation CSVs beside the utterance ones)."""
+    if Path(path).is_file():
+        raise error
+    detail = str(error).removeprefix(f"{file}:1: ").removeprefix(f"{file}: ")
+    log.add(str(file), None, "not in the corpus's layout; file skipped", detail)
 
 
 def _ed_csv_rows(file: Path, log: SkipLog, progress: bool) -> Iterator[tuple[int, dict[str, str]]]:
@@ -108,7 +123,7 @@ def _ed_csv_rows(file: Path, log: SkipLog, progress: bool) -> Iterator[tuple[int
     header = next(csv.reader([header_line[1]]))
     missing = [c for c in ED_COLUMNS if c not in header]
     if missing:
-        raise ValueError(f"{file}:1: missing columns {missing} (header has {header}; needs {list(ED_COLUMNS)})")
+        raise LayoutError(f"{file}:1: missing columns {missing} (header has {header}; needs {list(ED_COLUMNS)})")
     index = {name: header.index(name) for name in ED_COLUMNS}
     for number, line in lines:
         if not line.strip():
@@ -185,7 +200,12 @@ def read_dailydialog(path: str | Path, *, strict: bool = False, progress: bool =
         raise FileNotFoundError(f"{path}: no DailyDialog dialogues_<split>.txt or .parquet files")
     for file in files:
         if file.suffix == ".parquet":
-            for row_number, row in enumerate(_parquet_rows(file, DD_PARQUET_COLUMNS, "DailyDialog"), 1):
+            try:
+                rows = _parquet_rows(file, DD_PARQUET_COLUMNS, "DailyDialog")
+            except LayoutError as error:
+                _skip_file(path, file, error, log)
+                continue
+            for row_number, row in enumerate(rows, 1):
                 where = (str(file), row_number)
                 conversation = _dd_conversation(file, row_number, row["dialog"] or [], row["emotion"], where, log)
                 if conversation is not None:

@@ -125,6 +125,19 @@ def test_dailydialog_staggering_by_hand(dd_valid):
 # --------------------------------------------------------------------------- the Hub's parquet layouts
 
 
+def test_a_folder_skips_files_in_other_layouts(raw_data, ed):
+    folder = raw_data / "empatheticdialogues"  # reconstructed/ed_valid.csv, and source/ files in other layouts
+    result = read_empatheticdialogues(folder)
+    assert [c.conv_id for c in result] == [c.conv_id for c in ed]
+    assert sorted((Path(s.path).name, s.reason) for s in result.skipped) == [
+        ("chashaoan_conv_valid.csv", "not in the corpus's layout; file skipped"),
+        ("chashaoan_fixed_valid.csv", "not in the corpus's layout; file skipped"),
+    ]
+    assert "missing columns ['context']" in result.skipped[-1].detail
+    with pytest.raises(ValueError, match="chashaoan_fixed_valid.csv:1: missing columns"):
+        read_empatheticdialogues(folder / "source" / "chashaoan_fixed_valid.csv")
+
+
 def test_ed_parquet_layout_reads_like_the_csv(ed, ed_csv, tmp_path):
     with open(ed_csv, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))

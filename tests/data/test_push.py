@@ -17,7 +17,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from egail.data import EMBEDDED_DIR
+from egail.data import EMBEDDED_DIR, load_trajectories
 from tests.hub_standin import HubStandIn
 
 REPO = "egail-team/expert-trajectories"
@@ -62,6 +62,14 @@ def test_build_and_push_to_a_standin_hub(hub, tmp_path):
     ]
     upload = {op["value"]["path"]: op["key"] for op in commits[1].operations[1:]}
     assert upload == {**dict.fromkeys(shards, "lfsFile"), "README.md": "file"}  # shards went through LFS
+
+    # The pushed files, as a local folder in the Hub's layout, load back as the same dataset.
+    copy = tmp_path / "hub-copy"
+    for path, content in files.items():
+        (copy / path).parent.mkdir(parents=True, exist_ok=True)
+        (copy / path).write_bytes(content)
+    from_copy = load_trajectories(copy)
+    assert {split: from_copy[split].to_list() for split in from_copy} == {s: local[s].to_list() for s in local}
 
     # And back: load_trajectories(repo id) through datasets' Hub code, from an empty cache.
     code = f"from egail.data import load_trajectories as load; print({{k: len(v) for k, v in load({REPO!r}).items()}})"
