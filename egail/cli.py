@@ -13,13 +13,22 @@ from egail.models import ModelNotFoundError
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, ModelNotFoundError)
 
 
+def _fail(error: Exception, code: int) -> None:
+    if os.environ.get("EGAIL_DEBUG"):
+        raise error
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code) from None
+
+
 def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> Any:
-    """Run ``main``; on a user error print ``error: <message>`` and exit 2 (``EGAIL_DEBUG=1`` re-raises)."""
+    """Run ``main``: a user error prints ``error: <message>`` and exits 2; training stopped by repeated
+    non-finite losses prints its message and exits 1. ``EGAIL_DEBUG=1`` re-raises with the traceback."""
+    from egail.trainer import NonFiniteTrainingError
+
     try:
         return main(argv)
     except USER_ERRORS as error:
-        if os.environ.get("EGAIL_DEBUG"):
-            raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _fail(error, 2)
+    except NonFiniteTrainingError as error:
+        _fail(error, 1)

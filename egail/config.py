@@ -59,6 +59,12 @@ class GAILConfig(GRPOConfig):
         max_prompt_length (`int` or `None`, defaults to `512`): policy tokens kept of a state; the oldest are cut.
         system_prompt (`str` or `None`, defaults to `None`): system message of every state (`None`: the chat
             template's default).
+
+    > Numerical safety
+
+        max_nonfinite_steps (`int`, defaults to `10`): a step whose policy or discriminator loss is NaN or
+            infinite skips its update with a warning; this many such steps in a row stop training with a clear
+            error, leaving the last checkpoint (written before the fault) as it was.
     """
 
     _VALID_DICT_FIELDS = GRPOConfig._VALID_DICT_FIELDS
@@ -141,6 +147,10 @@ class GAILConfig(GRPOConfig):
         default=None, metadata={"help": "System message for every state (None: the chat template's default)."}
     )
 
+    max_nonfinite_steps: int = field(
+        default=10, metadata={"help": "Consecutive steps with a non-finite loss after which training stops."}
+    )
+
     def __post_init__(self):
         for name in ("demo_ratio_start", "demo_ratio_end"):
             value = getattr(self, name)
@@ -154,6 +164,8 @@ class GAILConfig(GRPOConfig):
             raise ValueError(f"discriminator_activation must be tanh, relu or gelu, got {self.discriminator_activation!r}.")
         if self.discriminator_pretrain_steps < 0 or self.discriminator_updates_per_generation < 0:
             raise ValueError("discriminator_pretrain_steps and discriminator_updates_per_generation must be >= 0.")
+        if self.max_nonfinite_steps < 1:
+            raise ValueError(f"max_nonfinite_steps must be >= 1, got {self.max_nonfinite_steps}.")
         if self.discriminator_batch_size < 1:
             raise ValueError(f"discriminator_batch_size must be >= 1, got {self.discriminator_batch_size}.")
         if self.sentiment_history_weight < 0:

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset, DatasetDict
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import GRPOTrainer
 
 from egail.config import GAILConfig
@@ -42,6 +42,22 @@ REQUIRED_COLUMNS = ("history", "prompt", "response")
 DISCRIMINATOR_DIR = "discriminator"
 DISCRIMINATOR_OPTIMIZER = "discriminator_optimizer.pt"
 GAIL_STATE = "gail_state.json"
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Training stopped after ``max_nonfinite_steps`` consecutive steps with a NaN or infinite loss."""
+
+
+def is_complete_checkpoint(path: str | os.PathLike) -> bool:
+    """A GAIL checkpoint is complete once its ``gail_state.json`` exists: it is written last, atomically."""
+    return (Path(path) / GAIL_STATE).is_file()
+
+
+def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest complete ``checkpoint-N`` in ``output_dir``; half-written ones (a kill while saving) are skipped."""
+    folders = [p for p in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.split("-")[-1].isdigit()]
+    complete = [p for p in folders if is_complete_checkpoint(p)]
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
 
 
 def validate_trajectories(dataset: Dataset, name: str = "train_dataset") -> None:
@@ -135,6 +151,7 @@ class GAILTrainer(GRPOTrainer):
         if isinstance(model, str | os.PathLike):
             processing_class = processing_class or load_tokenizer(str(model))
             model = load_causal_lm(str(model), **(args.model_init_kwargs or {}))
+            args.model_init_kwargs = None  # consumed here
         if processing_class is None:
             processing_class = load_tokenizer(model.config._name_or_path)
         processing_class.padding_side = "left"
@@ -147,6 +164,8 @@ class GAILTrainer(GRPOTrainer):
         self._demo_mask: list[bool] = []
         self._last_rollout: dict[str, list] | None = None
         self.discriminator_pretrained = args.discriminator_pretrain_steps == 0
+        self._nonfinite_in_step = False  # set by a NaN/inf policy or discriminator loss since the last update
+        self._consecutive_nonfinite_steps = 0
 
         reward_funcs = [self.discriminator_reward]
         if args.sentiment_history_weight > 0:
@@ -362,6 +381,7 @@ class GAILTrainer(GRPOTrainer):
                     self._all_reduce_gradients()
                     self.discriminator_optimizer.step()
                 else:
+                    self._nonfinite_in_step = True
                     logger.warning("Non-finite discriminator loss at step %d; update skipped.", self.state.global_step)
                 with torch.no_grad():
                     sums["loss"] += loss.item()
@@ -410,9 +430,75 @@ class GAILTrainer(GRPOTrainer):
         return history
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        """Pre-train the discriminator (unless resuming), then GRPO training with GAIL rewards.
+
+        ``resume_from_checkpoint=True`` (or "last") resumes from the newest *complete* checkpoint in
+        ``output_dir``; a half-written one, left by a kill during saving, is never loaded.
+        """
+        resume_from_checkpoint = self._resolve_checkpoint(resume_from_checkpoint)
         if not resume_from_checkpoint and not self.discriminator_pretrained:
             self.pretrain_discriminator(self.args.discriminator_pretrain_steps)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def _resolve_checkpoint(self, checkpoint: str | bool | None) -> str | None:
+        if checkpoint in (None, False, "", "false", "False"):
+            return None
+        if checkpoint is True or str(checkpoint).lower() in ("true", "last", "latest"):
+            latest = latest_complete_checkpoint(self.args.output_dir)
+            if latest is None:
+                raise ValueError(f"no complete checkpoint to resume from in {self.args.output_dir}")
+            skipped = get_last_checkpoint(self.args.output_dir)
+            if skipped and Path(skipped) != Path(latest):
+                logger.warning("Skipping incomplete checkpoint %s (killed while saving); resuming from %s", skipped, latest)
+            return latest
+        if not Path(checkpoint).is_dir():
+            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+        if not is_complete_checkpoint(checkpoint):
+            raise ValueError(
+                f"checkpoint {checkpoint} is incomplete (no {GAIL_STATE}: the run stopped while saving it); resume "
+                f"from {latest_complete_checkpoint(Path(checkpoint).parent) or 'an earlier checkpoint'} instead"
+            )
+        return str(checkpoint)
+
+    # ------------------------------------------------------------------------------- numerical faults
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            self._nonfinite_in_step = True
+        return loss
+
+    def create_optimizer(self, model=None):
+        """The policy optimizer, whose step is skipped after a non-finite loss (see `_skip_update`)."""
+        optimizer = super().create_optimizer(model)
+        if not getattr(optimizer, "_egail_guarded", False):
+            step = optimizer.step
+
+            def guarded_step(*args, **kwargs):
+                return None if self._skip_update() else step(*args, **kwargs)
+
+            optimizer.step = guarded_step
+            optimizer._egail_guarded = True
+        return optimizer
+
+    def _skip_update(self) -> bool:
+        """True when any rank saw a non-finite loss since the last update; stops after too many in a row."""
+        flag = torch.tensor([float(self._nonfinite_in_step)], device=self.accelerator.device)
+        bad = bool(self.accelerator.gather(flag).max().item())
+        self._nonfinite_in_step = False
+        if not bad:
+            self._consecutive_nonfinite_steps = 0
+            return False
+        self._consecutive_nonfinite_steps += 1
+        step = self.state.global_step + 1
+        logger.warning("Non-finite loss at step %d: policy update skipped (%d in a row).", step, self._consecutive_nonfinite_steps)
+        if self._consecutive_nonfinite_steps >= self.args.max_nonfinite_steps:
+            last = latest_complete_checkpoint(self.args.output_dir)
+            raise NonFiniteTrainingError(
+                f"training stopped at step {step}: {self._consecutive_nonfinite_steps} consecutive steps with a "
+                f"non-finite loss. Last good checkpoint: {last or 'none saved'}. Lower the learning rate or check "
+                f"the data, then resume from it."
+            )
+        return True
 
     # ------------------------------------------------------------------------------------ persistence
     def gail_state(self) -> dict[str, Any]:
@@ -428,7 +514,10 @@ class GAILTrainer(GRPOTrainer):
             checkpoint = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             self.discriminator.save_pretrained(checkpoint / DISCRIMINATOR_DIR)
             torch.save(self.discriminator_optimizer.state_dict(), checkpoint / DISCRIMINATOR_OPTIMIZER)
-            (checkpoint / GAIL_STATE).write_text(json.dumps(self.gail_state(), indent=2))
+            # Written last and atomically: its presence marks the checkpoint complete.
+            staging = checkpoint / (GAIL_STATE + ".tmp")
+            staging.write_text(json.dumps(self.gail_state(), indent=2))
+            staging.replace(checkpoint / GAIL_STATE)
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
