@@ -1,0 +1,217 @@
+"""EmpatheticResponder: loading (folder, LoRA adapter, Hub id), context-window truncation, guard, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from egail.chat import FALLBACK_REPLY, EmpatheticResponder, GenerationSettings
+from egail.formatting import build_messages, render_prompt
+from egail.models import ModelNotFoundError
+from egail.safety import CRISIS_REPLY, UNSAFE_OUTPUT_REPLY
+
+GREEDY = GenerationSettings(max_new_tokens=16, do_sample=False)
+
+
+@pytest.fixture(scope="module")
+def responder(tiny_lm_path) -> EmpatheticResponder:
+    return EmpatheticResponder.from_pretrained(tiny_lm_path, settings=GREEDY, device="cpu")
+
+
+def test_settings_are_explicit_and_validated():
+    settings = GenerationSettings()
+    assert (settings.max_new_tokens, settings.temperature, settings.top_p) == (64, 0.7, 0.9)
+    assert settings.generate_kwargs()["do_sample"] is True
+    assert GenerationSettings(do_sample=False).generate_kwargs()["temperature"] is None
+    for bad in ({"max_new_tokens": 0}, {"temperature": 0}, {"top_p": 1.5}, {"repetition_penalty": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            GenerationSettings(**bad)
+
+
+def test_reply_is_a_non_empty_string(responder):
+    reply = responder.respond(["I lost my keys.", "Oh no, where did you last see them?"], "At the gym, I think.")
+    assert reply.source in {"model", "fallback", "output_guard"}
+    assert isinstance(reply.text, str) and reply.text.strip()
+
+
+def test_seed_makes_sampled_replies_reproducible(tiny_lm_path, responder):
+    settings = GenerationSettings(max_new_tokens=12, seed=123)
+    seeded = EmpatheticResponder(responder.model, responder.tokenizer, settings=settings)
+    first = seeded.generate([], "How was your day?")
+    assert seeded.generate([], "How was your day?") == first
+
+
+def test_prompt_uses_the_training_format(responder):
+    prompt = responder.build_prompt(["Hi.", "Hello!"], "I got a puppy.")
+    expected = responder.tokenizer.apply_chat_template(
+        build_messages(["Hi.", "Hello!"], "I got a puppy."), tokenize=False, add_generation_prompt=True
+    )
+    assert prompt.text == expected
+
+
+def test_history_is_truncated_to_the_context_window(responder):
+    history = [f"turn {i}: " + "words " * 40 for i in range(40)]
+    prompt = responder.build_prompt(history, "And now?")
+    assert responder.context_window == 512
+    assert len(prompt.input_ids) <= 512 - GREEDY.max_new_tokens
+    assert 0 < len(prompt.history) < len(history) and len(prompt.history) % 2 == 0
+    assert prompt.history == history[-len(prompt.history) :], "the newest turns are the ones kept"
+    # Without truncation the prompt would not fit: the test exercises the cut.
+    assert len(responder.tokenizer(render_prompt(responder.tokenizer, history, "And now?"))["input_ids"]) > 512
+
+
+def test_message_longer_than_the_window_keeps_its_end(responder):
+    message = "blah " * 2000 + "what should I do?"
+    prompt = responder.build_prompt(["earlier", "reply"], message)
+    assert prompt.message_truncated and prompt.history == []
+    assert len(prompt.input_ids) <= 512 - GREEDY.max_new_tokens
+    assert prompt.message.endswith("what should I do?")
+    assert responder.reply([], message).strip()
+
+
+def test_decode_cuts_at_end_of_turn_and_falls_back_when_empty(responder, monkeypatch):
+    tokenizer = responder.tokenizer
+    ids = tokenizer("I hear you.", add_special_tokens=False)["input_ids"]
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    junk = tokenizer("<|im_start|>user\nnext turn", add_special_tokens=False)["input_ids"]
+    assert responder.decode_reply(ids + [im_end] + junk) == "I hear you."
+    assert responder.decode_reply([im_end] + ids) == ""
+    monkeypatch.setattr(responder, "generate", lambda history, message: "  ...  ")
+    assert responder.respond([], "hello") == responder.respond([], "hello")
+    assert responder.respond([], "hello").text == FALLBACK_REPLY
+
+
+def test_crisis_message_never_reaches_the_model(responder, monkeypatch):
+    def explode(history, message):
+        raise AssertionError("the model must not be called for a crisis message")
+
+    monkeypatch.setattr(responder, "generate", explode)
+    reply = responder.respond([], "I want to end it all")
+    assert reply.text == CRISIS_REPLY and reply.source == "crisis_guard"
+    assert reply.guard is not None and reply.guard.category == "self_harm"
+
+
+def test_unsafe_model_output_is_replaced(responder, monkeypatch):
+    monkeypatch.setattr(responder, "generate", lambda history, message: "You should kill yourself.")
+    reply = responder.respond([], "I had a bad day")
+    assert reply.text == UNSAFE_OUTPUT_REPLY and reply.source == "output_guard"
+
+
+def test_guard_can_be_turned_off(responder, monkeypatch):
+    unguarded = EmpatheticResponder(responder.model, responder.tokenizer, settings=GREEDY, guard=False)
+    monkeypatch.setattr(unguarded, "generate", lambda history, message: "model text")
+    assert unguarded.reply([], "I want to end it all") == "model text"
+
+
+def test_bad_history_is_a_clear_error(responder):
+    with pytest.raises(TypeError, match="history"):
+        responder.reply([{"role": "user", "content": "hi"}], "hello")
+    with pytest.raises(TypeError, match="message"):
+        responder.reply([], None)
+
+
+@pytest.fixture(scope="module")
+def trained_adapter(tiny_lm_path, tmp_path_factory) -> tuple[Path, dict]:
+    """A tiny trained run: a LoRA adapter trained a few steps on one exchange, saved with its tokenizer."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_path)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_lm_path),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    text = tokenizer.apply_chat_template(
+        build_messages([], "I passed my exam!") + [{"role": "assistant", "content": "That's wonderful!"}],
+        tokenize=False,
+    )
+    batch = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = model(**batch, labels=batch["input_ids"]).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], "the adapter trained"
+    run = tmp_path_factory.mktemp("run")
+    model.save_pretrained(run)
+    tokenizer.save_pretrained(run)
+    model.eval()
+    with torch.no_grad():
+        logits = model(**batch).logits
+    return run, {"batch": batch, "logits": logits}
+
+
+def test_round_trip_trained_adapter(trained_adapter, tiny_lm_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    run, reference = trained_adapter
+    assert json.loads((run / "adapter_config.json").read_text())["base_model_name_or_path"] == tiny_lm_path
+    loaded = EmpatheticResponder.from_pretrained(run, settings=GREEDY, device="cpu")
+    assert type(loaded.model).__name__ == "LlamaForCausalLM", "the adapter is merged into a plain model"
+    with torch.no_grad():
+        merged = loaded.model(**reference["batch"]).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_lm_path)(**reference["batch"]).logits
+    assert torch.allclose(merged, reference["logits"], atol=1e-4)
+    assert not torch.allclose(base, reference["logits"], atol=1e-3), "the adapter changes the model"
+    assert loaded.reply([], "I passed my exam!").strip()
+
+
+def test_missing_model_is_a_clear_error():
+    with pytest.raises(ModelNotFoundError, match="no-such-org/no-such-model"):
+        EmpatheticResponder.from_pretrained("no-such-org/no-such-model")
+
+
+def _fake_hub_repo(cache: Path, repo_id: str, source: Path) -> None:
+    """Lay ``source``'s files out as the Hub cache does, so an offline ``from_pretrained(repo_id)`` finds them.
+
+    A real download also records files the repo lacks (``.no_exist``): an adapter repo has no config.json,
+    and offline loaders need that record to tell "absent" from "not downloaded".
+    """
+    commit = "0" * 40
+    root = cache / ("models--" + repo_id.replace("/", "--"))
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit)
+    shutil.copytree(source, root / "snapshots" / commit)
+    if not (source / "config.json").exists():
+        (root / ".no_exist" / commit).mkdir(parents=True)
+        (root / ".no_exist" / commit / "config.json").touch()
+
+
+def test_cli_chats_with_a_hub_adapter_over_stdin(trained_adapter, tiny_lm_path, tmp_path):
+    """``python -m egail.chat ORG/NAME`` with a LoRA adapter repo whose base is another Hub repo."""
+    run, _ = trained_adapter
+    adapter = tmp_path / "adapter"
+    shutil.copytree(run, adapter)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "egail-test/tiny-lm"
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    cache = tmp_path / "hub"
+    _fake_hub_repo(cache, "egail-test/tiny-lm", Path(tiny_lm_path))
+    _fake_hub_repo(cache, "egail-test/tiny-adapter", adapter)
+
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "egail.chat", "egail-test/tiny-adapter", "--max-new-tokens", "8", "--seed", "0"],
+        input="Hello there\n\nI want to end it all\nquit\nnever read\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    replies = [line for line in result.stdout.splitlines() if line.startswith("bot> ")]
+    assert len(replies) == 2, result.stdout
+    assert replies[0][len("bot> ") :].strip()
+    assert "988" in replies[1]
+    assert "research demo, not therapy" in result.stderr
