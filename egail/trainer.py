@@ -537,9 +537,13 @@ class GAILTrainer(GRPOTrainer):
         self.discriminator_pretrained = json.loads((checkpoint / GAIL_STATE).read_text())["discriminator_pretrained"]
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
-        super().save_model(output_dir, _internal_call)
+        """Save the policy and, beside it, the discriminator. Never pushes: `push_to_hub` does that, once."""
+        super().save_model(output_dir, _internal_call=True)
         if self.args.should_save and not _internal_call:
             self.discriminator.save_pretrained(Path(output_dir or self.args.output_dir) / DISCRIMINATOR_DIR)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """Checkpoints are not published mid-run: they would carry pickles and lack the card. Push at the end."""
 
     # -------------------------------------------------------------------------------------------- Hub
     def push_to_hub(
@@ -566,9 +570,7 @@ class GAILTrainer(GRPOTrainer):
 
         self.callback_handler.on_push_begin(self.args, self.state, self.control)
         output_dir = Path(self.args.output_dir)
-        self.save_model(str(output_dir), _internal_call=True)  # not an external call: with args.push_to_hub it pushes
-        if self.args.should_save:
-            self.discriminator.save_pretrained(output_dir / DISCRIMINATOR_DIR)
+        self.save_model(str(output_dir))
         if not self.is_world_process_zero():
             return None
         push = dict(
