@@ -16,6 +16,7 @@ _EXPORTS = {
     "SentimentHistory": "egail.sentiment",
     "EmpatheticResponder": "egail.chat",
     "CrisisGuard": "egail.safety",
+    "load_trajectories": "egail.data",
     "load_causal_lm": "egail.models",
     "load_tokenizer": "egail.models",
     "resolve_model_path": "egail.models",
