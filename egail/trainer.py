@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset, DatasetDict
+from transformers import set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import GRPOTrainer
 
@@ -158,7 +159,10 @@ class GAILTrainer(GRPOTrainer):
         if processing_class.pad_token is None:
             processing_class.pad_token = processing_class.eos_token
 
-        self.discriminator = discriminator or Discriminator(DiscriminatorConfig.from_gail_config(args))
+        if discriminator is None:  # its head starts random: seed it, so one seed gives one run
+            set_seed(args.seed)
+            discriminator = Discriminator(DiscriminatorConfig.from_gail_config(args))
+        self.discriminator = discriminator
         self.sentiment = sentiment or (SentimentHistory() if args.sentiment_history_weight > 0 else None)
         self._rollout_inputs: list[dict] | None = None
         self._demo_mask: list[bool] = []
