@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,9 @@ from egail.safety import CrisisGuard, GuardResult
 
 #: Said when the model produced nothing usable (only special tokens, whitespace or punctuation).
 FALLBACK_REPLY = "I'm sorry, I'm not sure what to say. Could you tell me a bit more about how you feel?"
+
+# A sentence ends at . ! ? or an ellipsis, with any closing quotes or brackets, before a space or the end.
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s|$)")
 
 # Larger "context windows" are placeholders (tokenizers use 1e30 for "unknown"), not real limits.
 _MAX_SANE_CONTEXT = 1_000_000
@@ -214,14 +218,29 @@ class EmpatheticResponder:
         return ids
 
     def decode_reply(self, new_token_ids: list[int]) -> str:
-        """The reply text of generated tokens: cut at the first special token (end of turn), stripped."""
+        """The reply text of generated tokens: cut at the first special token (end of turn), stripped.
+
+        A reply that ran into ``max_new_tokens`` without ending its turn is cut back to its last finished
+        sentence, when it has one, rather than shown stopping mid-word.
+        """
         stops = self._stop_ids()
-        cut = next((i for i, t in enumerate(new_token_ids) if t in stops), len(new_token_ids))
+        cut = next((i for i, t in enumerate(new_token_ids) if t in stops), None)
         text = self.tokenizer.decode(new_token_ids[:cut], skip_special_tokens=True)
         if not has_chat_template(self.tokenizer):
             # Plain-format models end a turn by starting the next one: "\nUser: ...".
-            text = text.split("\n" + PLAIN_USER_PREFIX.strip())[0]
-        return text.strip()
+            parts = text.split("\n" + PLAIN_USER_PREFIX.strip())
+            text, cut = parts[0], (cut if len(parts) == 1 else len(parts[0]))
+        text = text.strip()
+        if cut is None and len(new_token_ids) >= self.settings.max_new_tokens:
+            # "2." alone on a line is a list marker, not the end of a sentence.
+            ends = [
+                m.end()
+                for m in _SENTENCE_END.finditer(text)
+                if not text[text.rfind("\n", 0, m.start()) + 1 : m.start()].strip().isdigit()
+            ]
+            if ends:
+                text = text[: ends[-1]].strip()
+        return text
 
     def generate(self, history: list[str], message: str) -> str:
         """The model's own reply (no guard): empty when it produced nothing usable."""

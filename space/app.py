@@ -149,19 +149,21 @@ class ChatApp:
         """One turn: the reply, then the side panel's emotion scores and notes. Never raises."""
         try:
             text, polite = clean_message(message)
-            if text:
-                # The guard reads even a message too long for the model: a crisis must not go unanswered.
-                verdict = self.responder.guard.check(text) if self.responder.guard is not None else None
-                if verdict is not None and verdict.flagged:
-                    polite = self.responder.guard.reply
-            if polite is not None:
-                emotions, note = self.analyse(text) if text else (None, "*Nothing to analyse yet.*")
-                return polite, emotions, note
-            reply = self.responder.respond(history_to_utterances(history), text)
+            if not text:
+                return polite, None, "*Nothing to analyse yet.*"
+            guard = self.responder.guard
+            # The guard reads even a message too long for the model: a crisis must not go unanswered.
+            if guard is not None and guard.check(text).flagged:
+                reply_text, source = guard.reply, "crisis_guard"
+            elif polite is not None:
+                reply_text, source = polite, "app"
+            else:
+                reply = self.responder.respond(history_to_utterances(history), text)
+                reply_text, source = reply.text, reply.source
             emotions, note = self.analyse(text)
-            if reply.source == "crisis_guard":
+            if source == "crisis_guard":
                 note += "\n\n**Safety:** the crisis guard answered this message, not the model."
-            return reply.text, emotions, note
+            return reply_text, emotions, note
         except Exception:  # noqa: BLE001 - the browser gets a polite line, the log gets the traceback
             logger.exception("chat turn failed")
             return ERROR_REPLY, None, "*No analysis: the last turn failed.*"
@@ -194,6 +196,7 @@ def build_demo(
                 gr.ChatInterface(
                     app.chat,
                     additional_outputs=[emotion, analysis],
+                    chatbot=gr.Chatbot(height=480, label="Chat", render=False),
                     api_name="chat",
                     examples=["I failed my driving test today.", "My best friend is moving abroad next month."],
                     run_examples_on_click=False,
@@ -215,8 +218,10 @@ def build_demo(
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     demo = build_demo()
+    # A Space (SPACE_ID set) must listen on all interfaces; a local run stays on loopback.
+    host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=MAX_QUEUE_SIZE).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), show_error=False
+        server_name=host, show_error=False
     )
 
 

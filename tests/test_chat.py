@@ -82,6 +82,18 @@ def test_decode_cuts_at_end_of_turn_and_falls_back_when_empty(responder, monkeyp
     junk = tokenizer("<|im_start|>user\nnext turn", add_special_tokens=False)["input_ids"]
     assert responder.decode_reply(ids + [im_end] + junk) == "I hear you."
     assert responder.decode_reply([im_end] + ids) == ""
+    # Out of tokens mid-sentence: back to the last finished sentence; with none finished, keep the text.
+    long_ids = tokenizer(
+        "I hear you. That sounds hard! Do you want to talk about what happened at the test and", add_special_tokens=False
+    )["input_ids"]
+    assert len(long_ids) >= GREEDY.max_new_tokens
+    assert responder.decode_reply(long_ids) == "I hear you. That sounds hard!"
+    unfinished = tokenizer("Well " * GREEDY.max_new_tokens, add_special_tokens=False)["input_ids"]
+    assert responder.decode_reply(unfinished) == ("Well " * GREEDY.max_new_tokens).strip()
+    listed = tokenizer("Some ideas:\n1. Rest well.\n2. " + "Try " * GREEDY.max_new_tokens, add_special_tokens=False)
+    assert responder.decode_reply(listed["input_ids"]) == "Some ideas:\n1. Rest well."
+    short = tokenizer("Do you want to", add_special_tokens=False)["input_ids"]
+    assert responder.decode_reply(short) == "Do you want to", "not out of tokens: left as the model ended it"
     monkeypatch.setattr(responder, "generate", lambda history, message: "  ...  ")
     assert responder.respond([], "hello") == responder.respond([], "hello")
     assert responder.respond([], "hello").text == FALLBACK_REPLY
@@ -215,3 +227,12 @@ def test_cli_chats_with_a_hub_adapter_over_stdin(trained_adapter, tiny_lm_path, 
     assert replies[0][len("bot> ") :].strip()
     assert "988" in replies[1]
     assert "research demo, not therapy" in result.stderr
+
+
+@pytest.mark.slow
+def test_embedded_model_answers(smollm2_path):
+    responder = EmpatheticResponder.from_pretrained("smollm2-135m-instruct", settings=GenerationSettings(seed=0))
+    assert responder.context_window == 8192
+    reply = responder.respond(["I failed my driving test today."], "I practised for months.")
+    print(f"smollm2-135m-instruct: {reply}")
+    assert reply.text.strip() and reply.source in {"model", "fallback", "output_guard"}

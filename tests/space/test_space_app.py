@@ -55,8 +55,8 @@ def test_chat_turn_reads_the_message_and_answers(space_app, tiny_responder, emot
 
 def test_crisis_is_answered_even_in_a_message_too_long_for_the_model(space_app, tiny_responder):
     app = space_app.ChatApp(tiny_responder, None)
-    reply, _, _ = app.chat("blah " * 5000 + "and honestly I want to end it all", [])
-    assert reply == CRISIS_REPLY
+    reply, _, note = app.chat("blah " * 5000 + "and honestly I want to end it all", [])
+    assert reply == CRISIS_REPLY and "crisis guard answered" in note
 
 
 def test_a_failing_turn_is_logged_not_shown(space_app, tiny_responder, caplog):
