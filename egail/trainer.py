@@ -220,7 +220,11 @@ class GAILTrainer(GRPOTrainer):
         def n_tokens(history: list[str], prompt: str) -> int:
             rendered = render(history, prompt)
             if chat:
-                return len(tokenizer.apply_chat_template(rendered, tokenize=True, add_generation_prompt=True))
+                # return_dict=False: transformers 5 returns a BatchEncoding by default, whose len() is 2
+                ids = tokenizer.apply_chat_template(
+                    rendered, tokenize=True, add_generation_prompt=True, return_dict=False
+                )
+                return len(ids)
             return len(tokenizer(rendered)["input_ids"])
 
         def to_state(row: dict) -> dict:
