@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="smollm2-135m-instruct", help="base model (embedded name, folder or Hub id)")
     parser.add_argument("--out", required=True, help="folder for results (JSON, table, plots, examples, run.md)")
     parser.add_argument("--work-dir", default="outputs/compare", help="folder for the built data and the models")
+    parser.add_argument("--max-train-samples", type=int, default=4000, help="seeded sample of the train split")
     parser.add_argument("--sft-steps", type=int, default=60)
     parser.add_argument("--gail-steps", type=int, default=20)
     parser.add_argument("--learning-rate", type=float, default=5e-6, help="GAIL learning rate (both variants)")
@@ -62,7 +63,7 @@ def gail_overrides(args: argparse.Namespace, model: str, output_dir: Path, data_
     """What makes the paper-sized YAML configs fit 2 CPU cores; identical for TextGAIL and EmpathyGAIL."""
     return [
         "--model_name_or_path", model, "--dataset_name", str(data_dir), "--output_dir", str(output_dir),
-        "--max_steps", str(args.gail_steps), "--learning_rate", str(args.learning_rate), "--warmup_steps", "0",
+        "--max_steps", str(args.gail_steps), "--max_train_samples", str(args.max_train_samples), "--learning_rate", str(args.learning_rate), "--warmup_steps", "0",
         "--num_generations", "4", "--generation_batch_size", "16", "--per_device_train_batch_size", "8",
         "--max_completion_length", str(args.max_new_tokens), "--history_max_turns", "2", "--beta", "0.0",
         "--discriminator_pretrain_steps", str(args.discriminator_pretrain_steps),
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> Path:
     sft_argv = [
         "--config", str(RECIPES / "configs" / "sft.yaml"), "--model_name_or_path", args.model,
         "--dataset_name", str(data_dir), "--output_dir", str(sft_dir), "--max_steps", str(args.sft_steps),
+        "--max_train_samples", str(args.max_train_samples),
         "--per_device_train_batch_size", "8", "--learning_rate", "2e-5", "--warmup_steps", "0",
         "--history_max_turns", "2", "--max_length", "384", "--use_cpu", "true", "--bf16", "false",
         "--report_to", "none", "--save_strategy", "no", "--seed", str(args.seed),
