@@ -63,7 +63,8 @@ def gail_overrides(args: argparse.Namespace, model: str, output_dir: Path, data_
     """What makes the paper-sized YAML configs fit 2 CPU cores; identical for TextGAIL and EmpathyGAIL."""
     return [
         "--model_name_or_path", model, "--dataset_name", str(data_dir), "--output_dir", str(output_dir),
-        "--max_steps", str(args.gail_steps), "--max_train_samples", str(args.max_train_samples), "--learning_rate", str(args.learning_rate), "--warmup_steps", "0",
+        "--max_steps", str(args.gail_steps), "--max_train_samples", str(args.max_train_samples),
+        "--learning_rate", str(args.learning_rate), "--warmup_steps", "0",
         "--num_generations", "4", "--generation_batch_size", "16", "--per_device_train_batch_size", "8",
         "--max_completion_length", str(args.max_new_tokens), "--history_max_turns", "2", "--beta", "0.0",
         "--discriminator_pretrain_steps", str(args.discriminator_pretrain_steps),
