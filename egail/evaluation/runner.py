@@ -1,0 +1,449 @@
+"""Evaluating several models on the same trajectories: the paper's Table 2, measured properly.
+
+For each model, on the same rows: perplexity of the reference responses (deterministic), then, for every
+sampling seed, responses generated with one shared `GenerationSettings` and scored by BLEU, BLEU-2,
+distinct-1/2, length, emotional attunement, VADER sentiment agreement and (when there is one) a GAIL
+discriminator. Everything is split by conversation length (1, 2, 3+ turns) and reported overall.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from egail.evaluation import text_metrics
+from egail.evaluation.emotion import EmotionClassifier, default_emotion_classifier
+from egail.evaluation.generation import GenerationSettings, generate_responses
+from egail.evaluation.perplexity import context_length, perplexity, response_nlls
+from egail.evaluation.report import EvaluationReport, Stat
+from egail.evaluation.trajectories import ALL, BUCKETS, EvaluationInputError, Row, select_rows
+from egail.formatting import has_chat_template, truncate_history
+
+DISCRIMINATOR_SUBFOLDER = "discriminator"
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationSettings:
+    """Everything besides the models and the data that decides the figures (written into results.json).
+
+    ``emotion_classifier``: "default" (the cached ED classifier, trained on first use), a folder saved by
+    ``EmotionClassifier.save``, an ``EmotionClassifier``, or None to skip emotional attunement.
+    ``discriminator``: a folder saved by ``Discriminator.save_pretrained`` that scores every model's
+    responses; when None, a model folder's own ``discriminator/`` scores that model's responses only.
+    ``history_max_turns`` and ``system_prompt`` shape the states as in training (``GAILConfig`` has the
+    same two fields); a row's bucket still counts its whole history. ``max_length`` caps the tokens of a
+    scored state (the model's own context length caps it too).
+    """
+
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    split: str = "test"
+    max_samples: int | None = None
+    include_oneliners: bool = False
+    max_length: int | None = 1024
+    history_max_turns: int | None = None
+    system_prompt: str | None = None
+    emotion_classifier: str | EmotionClassifier | None = "default"
+    discriminator: str | None = None
+    n_examples: int = 6
+    device: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in {"generation", "emotion_classifier"}
+        }
+        classifier = self.emotion_classifier
+        data["emotion_classifier"] = classifier if classifier is None or isinstance(classifier, str) else "given"
+        return {"generation": self.generation.to_dict(), **data}
+
+
+def load_policy(name_or_path: str, device: torch.device) -> tuple[Any, Any]:
+    """A generator and its tokenizer: a full causal LM, or a peft LoRA adapter merged into its base.
+
+    Anything that is not a causal LM, or cannot be found, is an `EvaluationInputError` naming the model.
+    """
+    from egail.models import ModelNotFoundError, load_causal_lm, load_tokenizer, resolve_model_path
+
+    try:
+        path = Path(resolve_model_path(name_or_path))
+        adapter = path / "adapter_config.json"
+        if adapter.is_file():
+            from peft import PeftModel
+
+            base = json.loads(adapter.read_text())["base_model_name_or_path"]
+            model = PeftModel.from_pretrained(load_causal_lm(base), str(path)).merge_and_unload()
+            has_tokenizer = any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
+            tokenizer = load_tokenizer(str(path) if has_tokenizer else base)
+        else:
+            model = load_causal_lm(str(path))
+            tokenizer = load_tokenizer(str(path))
+    except (ValueError, OSError, ModelNotFoundError, KeyError) as error:
+        raise EvaluationInputError(f"model '{name_or_path}': {error}") from error
+    return model.to(device).eval(), tokenizer
+
+
+def check_model(name_or_path: str) -> None:
+    """Fail before any work if a model cannot be a generator: no such folder, or not a causal LM.
+
+    Reads only configs (no weights), so a typo in the last of several models is caught at once.
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from egail.models import ModelNotFoundError, resolve_model_path
+
+    try:
+        path = Path(resolve_model_path(name_or_path))
+        adapter = path / "adapter_config.json"
+        if adapter.is_file():
+            return check_model(json.loads(adapter.read_text())["base_model_name_or_path"])
+        if not path.exists() and (str(name_or_path).startswith((".", "/", "~")) or path.suffix):
+            raise ModelNotFoundError(f"{path} does not exist")
+        config = AutoConfig.from_pretrained(str(path))
+    except (ValueError, OSError, KeyError) as error:
+        raise EvaluationInputError(f"model '{name_or_path}': {error}") from error
+    # The rule of egail.models.load_causal_lm: a causal model type, and a causal architecture if one is named.
+    architectures = getattr(config, "architectures", None) or []
+    causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (
+        architectures and not any(a in causal for a in architectures)
+    ):
+        raise EvaluationInputError(
+            f"model '{name_or_path}' is a '{config.model_type}' model, not a causal language model; evaluation "
+            f"needs generators (e.g. smollm2-135m-instruct, gpt2, or a folder written by recipes/train.py)."
+        )
+
+
+def load_rows(dataset: Any, settings: EvaluationSettings, name: str | None = None) -> tuple[list[Row], dict[str, Any]]:
+    """The rows to evaluate from a dataset id/folder, a ``DatasetDict`` or a ``Dataset``, and a description."""
+    import datasets
+
+    name = name or (str(dataset) if isinstance(dataset, (str, Path)) else type(dataset).__name__)
+    if isinstance(dataset, (str, Path)):
+        from egail.data import load_trajectories
+
+        try:
+            dataset = load_trajectories(str(dataset))
+        except (ValueError, OSError) as error:
+            raise EvaluationInputError(f"dataset '{name}': {error}") from error
+    if isinstance(dataset, datasets.DatasetDict):
+        if settings.split not in dataset:
+            raise EvaluationInputError(
+                f"dataset '{name}' has no split '{settings.split}' (it has: {', '.join(dataset) or 'none'})."
+            )
+        dataset = dataset[settings.split]
+    if not isinstance(dataset, datasets.Dataset):
+        raise EvaluationInputError(
+            f"expected a dataset id, folder, DatasetDict or Dataset, got {type(dataset).__name__}."
+        )
+    total = len(dataset)
+    rows = select_rows(
+        dataset, f"dataset '{name}' split '{settings.split}'", settings.include_oneliners, settings.max_samples
+    )
+    description = {
+        "id": str(name),
+        "split": settings.split,
+        "rows_in_split": total,
+        "rows": len(rows),
+        "rows_per_bucket": {b: sum(r.bucket == b for r in rows) for b in BUCKETS} | {ALL: len(rows)},
+        "include_oneliners": settings.include_oneliners,
+        "max_samples": settings.max_samples,
+    }
+    return rows, description
+
+
+def _load_discriminator(path: str | Path) -> Any:
+    try:
+        from egail.discriminator import Discriminator
+    except ImportError as error:
+        raise EvaluationInputError(f"discriminator '{path}': egail.discriminator is unavailable ({error}).") from error
+    try:
+        return Discriminator.from_pretrained(path)
+    except (ValueError, OSError) as error:
+        raise EvaluationInputError(f"discriminator '{path}': {error}") from error
+
+
+def _by_bucket(rows: list[Row]) -> dict[str, list[int]]:
+    """Row positions per bucket, plus every row under "all"."""
+    groups = {b: [i for i, r in enumerate(rows) if r.bucket == b] for b in BUCKETS}
+    groups[ALL] = list(range(len(rows)))
+    return groups
+
+
+@dataclass
+class _Rows:
+    """The evaluation rows and what every model shares about them: states, buckets, emotion scoring."""
+
+    rows: list[Row]
+    histories: list[list[str]]
+    prompts: list[str]
+    references: list[str]
+    groups: dict[str, list[int]]
+    classifier: EmotionClassifier | None = None
+    #: rows whose emotion the classifier scores: an emotion it knows, a conversation it did not train on
+    emotion_scored: list[bool] = field(default_factory=list)
+
+
+def _sample_metrics(
+    data: _Rows, responses: list[str], emotion_hits: list[bool | None] | None, d_scores: list[float] | None
+) -> dict[str, dict[str, float]]:
+    """metric -> bucket -> value for one seed's responses."""
+    result: dict[str, dict[str, float]] = {}
+    for bucket, indices in data.groups.items():
+        predictions = [responses[i] for i in indices]
+        references = [data.references[i] for i in indices]
+        distinct = text_metrics.distinct(predictions)
+        values = {
+            "bleu": text_metrics.bleu(predictions, references),
+            "bleu2": text_metrics.bleu(predictions, references, max_ngram_order=2),
+            "distinct1": distinct[1],
+            "distinct2": distinct[2],
+            "length": text_metrics.mean_length(predictions),
+            "sentiment_agreement": text_metrics.sentiment_agreement(predictions, references),
+        }
+        if emotion_hits is not None:
+            values["emotion_accuracy"] = _mean([emotion_hits[i] for i in indices if emotion_hits[i] is not None])
+        if d_scores is not None:
+            values["discriminator_score"] = _mean([d_scores[i] for i in indices])
+        for metric, value in values.items():
+            result.setdefault(metric, {})[bucket] = value
+    return result
+
+
+def _mean(values: list[float] | list[bool]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _emotion_hits(data: _Rows, texts: list[str]) -> list[bool | None] | None:
+    """Whether each text's predicted emotion is its row's emotion; None where the row is not scored."""
+    if data.classifier is None:
+        return None
+    positions = [i for i, scored in enumerate(data.emotion_scored) if scored]
+    predictions = data.classifier.predict([texts[i] for i in positions])
+    hits: list[bool | None] = [None] * len(texts)
+    for i, predicted in zip(positions, predictions, strict=True):
+        hits[i] = predicted == data.rows[i].emotion
+    return hits
+
+
+def _attach_classifier(data: _Rows, classifier: str | EmotionClassifier | None) -> dict[str, Any] | None:
+    """Load the emotion classifier into ``data``, choose the rows it scores, and describe it for the report."""
+    if isinstance(classifier, str):
+        classifier = default_emotion_classifier() if classifier == "default" else EmotionClassifier.load(classifier)
+    if classifier is None:
+        return None
+    trained_on = set(classifier.info.get("train_conv_ids", []))
+    known = [r.emotion in classifier.labels for r in data.rows]
+    data.classifier = classifier
+    data.emotion_scored = [k and r.conv_id not in trained_on for k, r in zip(known, data.rows, strict=True)]
+    return {
+        "encoder": classifier.encoder_name,
+        "labels": len(classifier.labels),
+        **{k: v for k, v in classifier.info.items() if k != "train_conv_ids"},
+        "rows_scored": sum(data.emotion_scored),
+        "rows_left_out_as_classifier_training_data": sum(known) - sum(data.emotion_scored),
+    }
+
+
+def _reference_figures(data: _Rows) -> dict[str, dict[str, Stat]]:
+    """Length, distinct-n and the emotion ceiling of the reference responses themselves."""
+    figures: dict[str, dict[str, Stat]] = {"length": {}, "distinct1": {}, "distinct2": {}}
+    hits = _emotion_hits(data, data.references)
+    if hits is not None:
+        figures["emotion_accuracy"] = {}
+    for bucket, indices in data.groups.items():
+        texts = [data.references[i] for i in indices]
+        distinct = text_metrics.distinct(texts)
+        figures["length"][bucket] = Stat.single(text_metrics.mean_length(texts), len(indices))
+        figures["distinct1"][bucket] = Stat.single(distinct[1], len(indices))
+        figures["distinct2"][bucket] = Stat.single(distinct[2], len(indices))
+        if hits is not None:
+            scored = [hits[i] for i in indices if hits[i] is not None]
+            figures["emotion_accuracy"][bucket] = Stat.single(_mean(scored), len(scored))
+    return figures
+
+
+def _evaluate_model(
+    name: str,
+    path: str,
+    data: _Rows,
+    settings: EvaluationSettings,
+    device: torch.device,
+    shared_discriminator: Any,
+    per_row: list[dict[str, Any]],
+) -> tuple[dict[str, dict[str, Stat]], dict[str, Any]]:
+    """One model's figures (metric -> bucket -> Stat) and description; its responses go into ``per_row``."""
+    generation = settings.generation
+    timings: dict[str, Any] = {"generation_s": [], "scoring_s": []}
+    clock = time.perf_counter()
+    model, tokenizer = load_policy(path, device)
+    timings["load_s"] = time.perf_counter() - clock
+
+    logger.info("%s: perplexity of %d reference responses", name, len(data.rows))
+    clock = time.perf_counter()
+    nlls = response_nlls(
+        model, tokenizer, data.histories, data.prompts, data.references,
+        batch_size=generation.batch_size, max_length=settings.max_length, system=settings.system_prompt,
+    )  # fmt: skip
+    timings["perplexity_s"] = time.perf_counter() - clock
+    figures: dict[str, dict[str, Stat]] = {"perplexity": {}, "perplexity_word": {}}
+    for bucket, indices in data.groups.items():
+        scores = [nlls[i] for i in indices]
+        words = sum(text_metrics.word_count(data.references[i]) for i in indices)
+        figures["perplexity"][bucket] = Stat.single(perplexity(scores), len(indices))
+        figures["perplexity_word"][bucket] = Stat.single(perplexity(scores, words=words), len(indices))
+    for record, score in zip(per_row, nlls, strict=True):
+        record["nll"][name] = {"nll": score.nll, "tokens": score.tokens, "truncated": score.truncated}
+
+    discriminator, discriminator_source = shared_discriminator, settings.discriminator
+    own = Path(path) / DISCRIMINATOR_SUBFOLDER
+    if discriminator is None and (own / "config.json").is_file():
+        discriminator, discriminator_source = _load_discriminator(own), str(own)
+    if discriminator is not None:
+        discriminator.to(device)
+
+    max_prompt = max(context_length(model, tokenizer, settings.max_length) - generation.max_new_tokens, 1)
+    per_seed = []
+    for seed in generation.decoding_seeds:
+        logger.info("%s: sampling %d responses with seed %d", name, len(data.rows), seed)
+        clock = time.perf_counter()
+        responses = generate_responses(
+            model, tokenizer, data.histories, data.prompts, generation, seed,
+            max_prompt_length=max_prompt, system=settings.system_prompt,
+        )  # fmt: skip
+        timings["generation_s"].append(time.perf_counter() - clock)
+        clock = time.perf_counter()
+        d_scores = None
+        if discriminator is not None:
+            d_scores = discriminator.score(data.histories, data.prompts, responses).tolist()
+        per_seed.append(_sample_metrics(data, responses, _emotion_hits(data, responses), d_scores))
+        timings["scoring_s"].append(time.perf_counter() - clock)
+        for record, text in zip(per_row, responses, strict=True):
+            record["responses"].setdefault(name, {})[str(seed)] = text
+
+    for metric in per_seed[0]:
+        figures[metric] = {}
+        for bucket, indices in data.groups.items():
+            # emotion accuracy counts only the rows the classifier scores
+            n = sum(data.emotion_scored[i] for i in indices) if metric == "emotion_accuracy" else len(indices)
+            figures[metric][bucket] = Stat.over_seeds([values[metric][bucket] for values in per_seed], n)
+    info = {
+        "path": str(path),
+        "chat_template": has_chat_template(tokenizer),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "discriminator": discriminator_source if discriminator is not None else None,
+        "timings": timings,
+    }
+    del model
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return figures, info
+
+
+def _pick_examples(groups: dict[str, list[int]], n: int) -> list[int]:
+    """``n`` rows spread evenly over the buckets and, within a bucket, over its rows."""
+    picked: list[int] = []
+    per_bucket = [groups[b] for b in BUCKETS if groups[b]]
+    for k, indices in enumerate(per_bucket):
+        share = n // len(per_bucket) + (k < n % len(per_bucket))
+        step = max(len(indices) / max(share, 1), 1)
+        picked += [indices[int(j * step)] for j in range(min(share, len(indices)))]
+    return picked
+
+
+def evaluate_models(
+    models: Mapping[str, str] | Sequence[str],
+    dataset: Any = "embedded",
+    settings: EvaluationSettings | None = None,
+    dataset_name: str | None = None,
+) -> EvaluationReport:
+    """Evaluate every model on the same rows of ``dataset`` and return the report (``report.write(dir)``).
+
+    ``models`` maps display names to model names/folders (a list uses the names as given). ``dataset`` is
+    a name for ``egail.data.load_trajectories`` ("embedded", a folder, a Hub id), a ``DatasetDict`` or a
+    ``Dataset``; ``dataset_name`` labels an in-memory one in the report. Models are loaded one at a time,
+    so only one is in memory. Every model is checked before any work starts.
+    """
+    settings = settings or EvaluationSettings()
+    models = dict(models) if isinstance(models, Mapping) else {str(m): str(m) for m in models}
+    if not models:
+        raise EvaluationInputError("no models to evaluate.")
+    device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    started = time.perf_counter()
+    for path in models.values():
+        check_model(path)
+    rows, dataset_info = load_rows(dataset, settings, dataset_name)
+    data = _Rows(
+        rows=rows,
+        histories=[truncate_history(r.history, settings.history_max_turns) for r in rows],
+        prompts=[r.prompt for r in rows],
+        references=[r.response for r in rows],
+        groups=_by_bucket(rows),
+    )
+    emotion_info = _attach_classifier(data, settings.emotion_classifier)
+    shared_discriminator = _load_discriminator(settings.discriminator) if settings.discriminator else None
+    reference = _reference_figures(data)
+
+    per_row: list[dict[str, Any]] = [
+        {
+            "row": r.index, "bucket": r.bucket, "conv_id": r.conv_id, "source": r.source, "emotion": r.emotion,
+            "history": r.history, "prompt": r.prompt, "reference": r.response, "responses": {}, "nll": {},
+        }
+        for r in rows
+    ]  # fmt: skip
+    results, model_info = {}, {}
+    for name, path in models.items():
+        results[name], model_info[name] = _evaluate_model(
+            name, str(path), data, settings, device, shared_discriminator, per_row
+        )
+
+    first_seed = str(settings.generation.decoding_seeds[0])
+    examples = [
+        {
+            "bucket": rows[i].bucket,
+            "history": rows[i].history,
+            "prompt": rows[i].prompt,
+            "reference": rows[i].response,
+            "emotion": rows[i].emotion,
+            "responses": {name: per_row[i]["responses"][name][first_seed] for name in models},
+        }
+        for i in _pick_examples(data.groups, settings.n_examples)
+    ]
+    return EvaluationReport(
+        dataset=dataset_info,
+        settings=settings.to_dict(),
+        models=model_info,
+        results=results,
+        reference=reference,
+        examples=examples,
+        rows=per_row,
+        extra={
+            "emotion_classifier": emotion_info,
+            "bleu_signature": text_metrics.bleu_signature(),
+            "environment": _environment(device),
+            "total_s": time.perf_counter() - started,
+        },
+    )
+
+
+def _environment(device: torch.device) -> dict[str, str]:
+    import sacrebleu
+    import transformers
+
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "sacrebleu": sacrebleu.__version__,
+        "python": platform.python_version(),
+    }
