@@ -101,7 +101,8 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"(?<!the )\bend(?:ing)? (?:things|everything)\b(?! (?:with|between|at|for the)\b)",
         r"\b(?:want|need|wish|want for) (?:it all|everything|my life|all of (?:this|it)) to (?:be over|end|stop)\b",
         r"\btak(?:e|ing) my (?:own )?life\b",
-        r"\b(?:(?:don't|do not|dont|can't|cannot|cant) (?:see|find|have|think of) )?(?:no|any|a|the) reason (?:left )?to (?:live|go on|keep going|be alive|stay alive)\b"
+        r"\b(?:(?:don't|do not|dont|can't|cannot|cant) (?:see|find|have|think of) )?(?:no|any|a|the) reason "
+        r"(?:left )?to (?:live|go on|keep going|be alive|stay alive)\b"
         r"(?! (?:in|at|near|with|here|there|close)\b)",
         r"\bnothing (?:left )?to live for\b",
         r"\b(?:better|happier) (?:off )?without me\b",
@@ -113,7 +114,8 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"\b(?:want|wants|wanna|wanted|ready|deserve|deserves|deserved) (?:to )?die\b"
         r"(?! (?:my|her|his|their|your|the) hair\b)(?! (?:of|from) (?:embarrassment|laughter|boredom|shame|"
         r"cuteness))",
-        r"\b(?:don't|do not|dont|doesn't|does not|no longer|never) (?:want to|wants to|wanna|wish to) (?:be alive|live|exist|wake up)\b"
+        r"\b(?:don't|do not|dont|doesn't|does not|no longer|never) (?:want to|wants to|wanna|wish to) "
+        r"(?:be alive|live|exist|wake up)\b"
         r"(?! (?:in|at|near|with|here|there|like)\b)",
         r"\b(?:can'?t|cannot|can not|don't think i can|unable to) (?:go on|keep|continue|carry on) (?:living|"
         r"being alive|with (?:my )?life)\b",
@@ -157,7 +159,8 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"sel(?:f|ves)\b",
     ],
     HARM_TO_OTHERS: [
-        INTENT + r" (?:how |ways )?(?:to )?(?:really |actually |literally |seriously )?" + KILL_VERB + r" " + PERSON + r"\b"
+        INTENT + r" (?:how |ways )?(?:to )?(?:really |actually |literally |seriously )?" + KILL_VERB + r" "
+        + PERSON + r"\b"
         r"(?! (?:at|in) (?:chess|tennis|cards|a game|the game|mario kart|fifa|poker|golf|pool))"
         r"(?! (?:feelings|chances))",
         r"\bpoison (?:his|her|their|my \w+'s) (?:drink|food|coffee|tea|meal|water)\b",

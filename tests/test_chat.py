@@ -84,7 +84,8 @@ def test_decode_cuts_at_end_of_turn_and_falls_back_when_empty(responder, monkeyp
     assert responder.decode_reply([im_end] + ids) == ""
     # Out of tokens mid-sentence: back to the last finished sentence; with none finished, keep the text.
     long_ids = tokenizer(
-        "I hear you. That sounds hard! Do you want to talk about what happened at the test and", add_special_tokens=False
+        "I hear you. That sounds hard! Do you want to talk about what happened at the test and",
+        add_special_tokens=False,
     )["input_ids"]
     assert len(long_ids) >= GREEDY.max_new_tokens
     assert responder.decode_reply(long_ids) == "I hear you. That sounds hard!"

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import os
-import socket
 import sys
-import threading
-from pathlib import Path
 
 import pytest
 
-SPACE_DIR = Path(__file__).resolve().parents[2] / "space"
+from tests.space.helpers import SPACE_DIR, RecordingResponder, free_port
 
 # The app must start with no network: no analytics, no version check, no Hub.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -20,33 +17,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 @pytest.fixture(scope="session")
 def space_app():
-    """``space/app.py`` as a module (the Space folder is not a package)."""
-    sys.path.insert(0, str(SPACE_DIR))
-    try:
-        return importlib.import_module("app")
-    finally:
-        sys.path.remove(str(SPACE_DIR))
-
-
-#: A message on which the recording responder fails, as a model might, with a path in the error.
-FAIL_MESSAGE = "please fail now"
-
-
-class RecordingResponder:
-    """The real tiny-model responder, recording the history each call received; fails on ``FAIL_MESSAGE``."""
-
-    def __init__(self, responder):
-        self.inner = responder
-        self.guard = responder.guard
-        self.calls: list[tuple[list[str], str]] = []
-        self._lock = threading.Lock()
-
-    def respond(self, history, message):
-        with self._lock:
-            self.calls.append((list(history), message))
-        if message == FAIL_MESSAGE:
-            raise RuntimeError("/secret/server/path/model.safetensors is corrupt")
-        return self.inner.respond(history, message)
+    """``space/app.py`` as a module (the Space folder is not a package; "app" is too common a name)."""
+    spec = importlib.util.spec_from_file_location("egail_space_app", SPACE_DIR / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +37,6 @@ def tiny_responder(tiny_lm_path):
 @pytest.fixture(scope="session")
 def emotion_reader(space_app):
     return space_app.EmotionReader()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-from conftest import FAIL_MESSAGE, RecordingResponder
-
 from egail.models import SMOLLM2
 from egail.safety import CRISIS_REPLY
+from tests.space.helpers import FAIL_MESSAGE, RecordingResponder
 
 
 def test_clean_message_handles_bad_input(space_app):

@@ -6,7 +6,8 @@ import random
 
 import pytest
 import yaml
-from conftest import SPACE_DIR
+
+from tests.space.helpers import SPACE_DIR
 
 
 @pytest.mark.parametrize(
