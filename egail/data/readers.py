@@ -45,6 +45,8 @@ class LayoutError(ValueError):
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" turns undecodable bytes into
 _NOT_UTF8_REASON = "bytes that are not valid UTF-8; line skipped"
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON's "\ud800" escapes decode to these; arrow cannot store them
+_SURROGATE_REASON = "text that is not valid Unicode (a lone surrogate); line skipped"
 
 
 def _files(path: str | Path, patterns: tuple[str, ...], what: str) -> list[Path]:
@@ -120,7 +122,10 @@ def _ed_csv_rows(file: Path, log: SkipLog, progress: bool) -> Iterator[tuple[int
     header_line = next(lines, None)
     if header_line is None:
         raise ValueError(f"{file}:1: empty file, expected an EmpatheticDialogues CSV header")
-    header = next(csv.reader([header_line[1]]))
+    try:
+        header = next(csv.reader([header_line[1]]))
+    except csv.Error:  # e.g. a field over csv's size limit: not an ED header, reported as missing columns below
+        header = header_line[1].split(",")
     missing = [c for c in ED_COLUMNS if c not in header]
     if missing:
         raise LayoutError(f"{file}:1: missing columns {missing} (header has {header}; needs {list(ED_COLUMNS)})")
@@ -305,9 +310,17 @@ def _json_lines(file: Path, log: SkipLog, progress: bool) -> Iterator[tuple[int,
             log.add(str(file), number, _NOT_UTF8_REASON)
             continue
         try:
-            yield number, json.loads(line)
+            item = json.loads(line)
         except json.JSONDecodeError as error:
             log.add(str(file), number, "not valid JSON; line skipped", f"{error.msg} at column {error.colno}")
+            continue
+        except RecursionError:
+            log.add(str(file), number, "JSON nested too deeply; line skipped")
+            continue
+        if "\\u" in line and _SURROGATE.search(json.dumps(item, ensure_ascii=False)):
+            log.add(str(file), number, _SURROGATE_REASON)
+            continue
+        yield number, item
 
 
 def read_oneliners(
