@@ -93,11 +93,21 @@ class Discriminator(nn.Module):
         return next(self.head.parameters()).device
 
     def tokenize(self, histories: list[list[str]], prompts: list[str], responses: list[str]) -> dict:
-        """Encoder inputs for a batch: (state, response) pairs; only the state is truncated, from the left."""
+        """Encoder inputs for a batch: (state, response) pairs; the state is truncated, from the left.
+
+        A response longer than half of ``max_length`` (a long expert utterance) keeps its first half, so the
+        state always has room and the tokenizer never fails to truncate.
+        """
         states = [state_text(h, p) for h, p in zip(histories, prompts, strict=True)]
+        limit = self.config.max_length // 2
+        response_ids = self.tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+        responses = [
+            text if len(ids) <= limit else self.tokenizer.decode(ids[:limit])
+            for text, ids in zip(responses, response_ids, strict=True)
+        ]
         return self.tokenizer(
             states,
-            list(responses),
+            responses,
             padding=True,
             truncation="only_first",
             max_length=self.config.max_length,
