@@ -62,7 +62,13 @@ def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
 
 
 def validate_trajectories(dataset: Dataset, name: str = "train_dataset") -> None:
-    """Raise a ValueError naming the column or row when a dataset is not expert trajectories."""
+    """Raise a ValueError naming the column or row when a dataset is not expert trajectories (a TypeError when it
+    is not a ``datasets.Dataset`` at all)."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            f"{name} must be a datasets.Dataset of expert trajectories, got {type(dataset).__name__}; build one "
+            f"with datasets.Dataset.from_list(rows) or egail.data.load_trajectories(...)['train']."
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
     if missing:
         raise ValueError(
@@ -207,7 +213,8 @@ class GAILTrainer(GRPOTrainer):
 
         ``prompt`` becomes chat messages (or the plain-text rendering for models without a chat template);
         the utterance itself moves to ``prompt_text``; ``history`` is truncated to ``history_max_turns`` and,
-        oldest turns first, until the rendered state fits ``max_prompt_length`` tokens.
+        oldest turns first, until the rendered state fits ``max_prompt_length`` tokens. A prompt that alone does
+        not fit keeps its end (where a question usually is).
         """
         validate_trajectories(dataset, name)
         chat = has_chat_template(tokenizer)
@@ -227,15 +234,32 @@ class GAILTrainer(GRPOTrainer):
                 return len(ids)
             return len(tokenizer(rendered)["input_ids"])
 
+        def fit_prompt(prompt: str, limit: int) -> str:
+            ids = tokenizer(prompt.strip(), add_special_tokens=False)["input_ids"]
+            keep = limit - n_tokens([], "")
+            while keep > 0:
+                cut = tokenizer.decode(ids[-keep:], skip_special_tokens=True).strip()
+                excess = n_tokens([], cut) - limit
+                if excess <= 0:
+                    return cut
+                keep -= excess  # decode and encode need not round-trip token for token
+            raise ValueError(
+                f"max_prompt_length={limit} leaves no room for a prompt: the prompt format alone takes "
+                f"{n_tokens([], '')} tokens."
+            )
+
         def to_state(row: dict) -> dict:
             history = truncate_history(row["history"], args.history_max_turns)
+            prompt = row["prompt"]
             if args.max_prompt_length is not None:
-                while history and n_tokens(history, row["prompt"]) > args.max_prompt_length:
+                while history and n_tokens(history, prompt) > args.max_prompt_length:
                     history = history[2:] if len(history) > 1 else []
+                if not history and n_tokens([], prompt) > args.max_prompt_length:
+                    prompt = fit_prompt(prompt, args.max_prompt_length)
             response_ids = tokenizer(row["response"], add_special_tokens=False)["input_ids"] + eos
             return {
-                "prompt": render(history, row["prompt"]),
-                "prompt_text": row["prompt"],
+                "prompt": render(history, prompt),
+                "prompt_text": prompt,
                 "history": history,
                 "response_ids": response_ids,
             }
