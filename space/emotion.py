@@ -101,8 +101,8 @@ class EmotionReader:
         from egail.models import resolve_model_path
 
         path = resolve_model_path(encoder)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path, use_safetensors=True).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        self.model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
         self.labels = list((prototypes or PROTOTYPES).keys())
         centroids = [self.embed(examples).mean(0) for examples in (prototypes or PROTOTYPES).values()]
         self.centroids = torch.nn.functional.normalize(torch.stack(centroids), dim=-1)

@@ -108,7 +108,7 @@ def check_model(name_or_path: str) -> None:
             return check_model(json.loads(adapter.read_text())["base_model_name_or_path"])
         if not path.exists() and (str(name_or_path).startswith((".", "/", "~")) or path.suffix):
             raise ModelNotFoundError(f"{path} does not exist")
-        config = AutoConfig.from_pretrained(str(path))
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     except (ValueError, OSError, KeyError) as error:
         raise EvaluationInputError(f"model '{name_or_path}': {error}") from error
     # The rule of egail.models.load_causal_lm: a causal model type, and a causal architecture if one is named.
