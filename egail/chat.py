@@ -150,6 +150,12 @@ class EmpatheticResponder:
             base = adapter_config.get("base_model_name_or_path")
             if not base:
                 raise ValueError(f"{name}: adapter_config.json has no 'base_model_name_or_path'")
+            if _repo_file(name, "adapter_model.safetensors") is None:  # peft would unpickle adapter_model.bin
+                raise ValueError(
+                    f"'{name}' has no adapter_model.safetensors. egail loads only safetensors, because pickled "
+                    f".bin weights can execute code on load. Re-save the adapter with "
+                    f"`model.save_pretrained(dir, safe_serialization=True)` in a trusted environment."
+                )
             model = PeftModel.from_pretrained(load_causal_lm(base, **model_kwargs), name).merge_and_unload()
             has_tokenizer = _read_repo_json(name, "tokenizer_config.json") is not None
             tokenizer = load_tokenizer(name if has_tokenizer else base)
@@ -288,21 +294,27 @@ class EmpatheticResponder:
         return self.respond(history, message).text
 
 
-def _read_repo_json(name: str, filename: str) -> dict[str, Any] | None:
-    """``filename`` from a local folder or a Hub repo as JSON, or None when the repo has no such file.
+def _repo_file(name: str, filename: str) -> Path | None:
+    """``filename`` of a local folder or a Hub repo as a local path, or None when the repo has no such file.
 
     Any failure to find it (no such repo, offline and not cached, not a valid id) is None: the model
     loader that runs next reports those problems with a message that says what to do.
     """
     path = Path(name)
     if path.is_dir():
-        return json.loads((path / filename).read_text()) if (path / filename).is_file() else None
+        return path / filename if (path / filename).is_file() else None
     from huggingface_hub import hf_hub_download
 
     try:
-        return json.loads(Path(hf_hub_download(name, filename)).read_text())
+        return Path(hf_hub_download(name, filename))
     except Exception:  # noqa: BLE001 - see docstring
         return None
+
+
+def _read_repo_json(name: str, filename: str) -> dict[str, Any] | None:
+    """``filename`` from a local folder or a Hub repo as JSON, or None when the repo has no such file."""
+    path = _repo_file(name, filename)
+    return json.loads(path.read_text()) if path is not None else None
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -80,6 +80,8 @@ def load_policy(name_or_path: str, device: torch.device) -> tuple[Any, Any]:
             from peft import PeftModel
 
             base = json.loads(adapter.read_text())["base_model_name_or_path"]
+            if not (path / "adapter_model.safetensors").is_file():  # peft would unpickle adapter_model.bin
+                raise ValueError("no adapter_model.safetensors; egail loads only safetensors (pickles can run code)")
             model = PeftModel.from_pretrained(load_causal_lm(base), str(path)).merge_and_unload()
             has_tokenizer = any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
             tokenizer = load_tokenizer(str(path) if has_tokenizer else base)
