@@ -574,6 +574,14 @@ class GAILTrainer(GRPOTrainer):
         if self.args.should_save and not _internal_call:
             self.discriminator.save_pretrained(Path(output_dir or self.args.output_dir) / DISCRIMINATOR_DIR)
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Trainer pickles the whole config into ``training_args.bin``: keep the Hub token out of that file."""
+        token, self.args.hub_token = self.args.hub_token, None
+        try:
+            super()._save(output_dir, state_dict)
+        finally:
+            self.args.hub_token = token
+
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
         """Checkpoints are not published mid-run: they would carry pickles and lack the card. Push at the end."""
 
