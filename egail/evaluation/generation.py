@@ -26,7 +26,7 @@ class GenerationSettings:
     top_k: int = 0
     repetition_penalty: float = 1.0
     seeds: tuple[int, ...] = (0, 1, 2)
-    batch_size: int = 8
+    batch_size: int = 32  # on a CPU, 32 generates about twice as fast as 8 (SmolLM2-135M)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -36,7 +36,12 @@ METRICS: dict[str, MetricInfo] = {
     "perplexity_word": MetricInfo(
         "Perplexity (per word)", False, "exp(total NLL / total reference words): comparable across tokenizers."
     ),
-    "bleu": MetricInfo("BLEU", True, "sacreBLEU corpus BLEU (n <= 4, 13a, exp smoothing), 0-100."),
+    "bleu": MetricInfo(
+        "BLEU",
+        True,
+        "sacreBLEU corpus BLEU (n <= 4, 13a, exp smoothing), 0-100. Near 0 it mostly reflects the smoothing of "
+        "absent 4-gram matches; BLEU-2 reads better on short responses.",
+    ),
     "bleu2": MetricInfo("BLEU-2", True, "sacreBLEU corpus BLEU with max_ngram_order=2 (TextGAIL's BLEU-2)."),
     "distinct1": MetricInfo("distinct-1", True, "unique / total word unigrams over all responses.", 3),
     "distinct2": MetricInfo("distinct-2", True, "unique / total word bigrams over all responses.", 3),
