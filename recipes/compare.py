@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds of the evaluation")
     parser.add_argument("--seed", type=int, default=0, help="training and data-split seed")
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--eval-batch-size", type=int, default=32)
+    parser.add_argument("--reuse", action="store_true",
+                        help="skip a stage whose command is unchanged since it last finished in --work-dir")
     return parser.parse_args(argv)
 
 
@@ -81,13 +84,22 @@ def main(argv: list[str] | None = None) -> Path:
 
     work, out = Path(args.work_dir), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     data_dir, timings, commands = work / "data", {}, []
+    finished_file = work / "finished_stages.json"
+    finished = json.loads(finished_file.read_text()) if finished_file.is_file() else {}
 
     def stage(name: str, command: list[str], run) -> None:
         commands.append((name, command))
+        if args.reuse and finished.get(name, {}).get("command") == command:
+            timings[name] = finished[name]["seconds"]
+            print(f"[compare] {name}: reused ({timings[name]} s when it ran)", flush=True)
+            return
         started = time.perf_counter()
         run()
         timings[name] = round(time.perf_counter() - started, 1)
+        finished[name] = {"command": command, "seconds": timings[name]}
+        finished_file.write_text(json.dumps(finished, indent=2))
         print(f"[compare] {name}: {timings[name]} s", flush=True)
 
     build_argv = [part for source in args.source for part in ("--source", source)]
@@ -120,11 +132,14 @@ def main(argv: list[str] | None = None) -> Path:
         max_samples=args.eval_samples,
         history_max_turns=2,
         discriminator=str(runs["empathygail"] / "discriminator"),
-        generation=GenerationSettings(max_new_tokens=args.max_new_tokens, seeds=tuple(args.seeds), batch_size=16),
+        generation=GenerationSettings(
+            max_new_tokens=args.max_new_tokens, seeds=tuple(args.seeds), batch_size=args.eval_batch_size
+        ),
     )
     eval_argv = ["--models", *(f"{k}={v}" for k, v in models.items()), "--dataset", str(data_dir), "--split", "test",
                  "--max-samples", str(args.eval_samples), "--seeds", *map(str, args.seeds),
                  "--history-max-turns", "2", "--max-new-tokens", str(args.max_new_tokens),
+                 "--batch-size", str(args.eval_batch_size),
                  "--discriminator", settings.discriminator, "--out", str(out)]
     report_holder = {}
     stage("evaluation", ["python", "recipes/evaluate.py", *eval_argv],
@@ -134,7 +149,7 @@ def main(argv: list[str] | None = None) -> Path:
     lines = ["# How these results were made", "", f"Total wall time: {sum(timings.values()):.0f} s on this machine.", ""]
     lines += ["| stage | wall time (s) |", "|---|---|", *(f"| {k} | {v} |" for k, v in timings.items()), ""]
     lines += ["Equivalent commands (compare.py runs them in one process):", "", "```bash"]
-    lines += [shlex.join(command) for _, command in commands] + ["```", ""]
+    lines += [shlex.join(command).replace(f"{RECIPES.parent}/", "") for _, command in commands] + ["```", ""]
     lines += [f"This comparison: `python recipes/compare.py {shlex.join(argv or sys.argv[1:])}`", ""]
     (out / "run.md").write_text("\n".join(lines))
     (out / "run.json").write_text(json.dumps({"timings_s": timings, "args": vars(args), "models": models}, indent=2))
