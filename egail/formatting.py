@@ -69,9 +69,3 @@ def response_suffix(tokenizer: Any) -> str:
     if has_chat_template(tokenizer):
         return tokenizer.eos_token or ""
     return "\n" + (tokenizer.eos_token or "")
-
-
-def history_to_text(history: list[str], prompt: str | None = None) -> str:
-    """A compact plain rendering of a state for encoders (discriminator, classifiers)."""
-    parts = list(history) + ([prompt] if prompt is not None else [])
-    return " \n ".join(p for p in parts if p)
