@@ -124,7 +124,7 @@ def parent(args) -> None:
     tables = {"Peak memory of one GAIL step": common.markdown_table(rows, columns_for(rows, args.device))}
     if args.device == "cuda":
         tables["Largest batch within 12 GB"] = common.markdown_table(largest_fitting(rows))
-    common.write_results("memory", args, {"rows": rows}, tables)
+    common.write_results("memory", args, {"weights": "random", "rows": rows}, tables)
 
 
 def run_child(args, policy_name: str, mode: str) -> list[dict]:

@@ -44,7 +44,7 @@ def parse_args():
     parser.add_argument("--num-generations", type=int, default=4)
     parser.add_argument("--max-completion-length", type=int, default=32)
     parser.add_argument("--fixed-length", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--variants", default="gail,gail-frozen,gail-nodemo,gail-frozen-nodemo",
                         help="Comma-separated GAIL variants to run against GRPO: " + ",".join(VARIANTS))
     args = parser.parse_args()

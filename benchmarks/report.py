@@ -10,16 +10,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-ORDER = ["step", "discriminator", "memory", "generation", "smoke"]
+ORDER = ["step", "discriminator", "memory", "memory-no-checkpointing", "generation", "smoke"]
 
 
 def describe(document: dict) -> str:
     env = document["environment"]
     machine = env.get("gpu") or f"{env['cpu']}, {env['torch_threads']} torch thread(s)"
     settings = document["settings"]
-    weights = "random weights (configs + tokenizers carried)" if settings.get("assets") else "embedded weights"
+    weights = "random weights" if settings.get("assets") or document.get("weights") == "random" else "embedded weights"
+    checkpointing = ""
+    if "gradient_checkpointing" in settings:
+        checkpointing = f"gradient checkpointing {'on' if settings['gradient_checkpointing'] else 'off'}, "
     return (f"{env['date'][:10]}, {machine}, torch {env['torch']}, transformers {env['transformers']}, "
-            f"trl {env['trl']}, {weights}, commit {env.get('git_commit', '?')}")
+            f"trl {env['trl']}, {weights}, {checkpointing}commit {env.get('git_commit', '?')}")
 
 
 def section(path: Path) -> str:
