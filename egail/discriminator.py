@@ -127,18 +127,24 @@ class Discriminator(nn.Module):
         return self(**batch)
 
     @torch.no_grad()
+    def predict_logits(
+        self, histories: list[list[str]], prompts: list[str], responses: list[str], batch_size: int = 64
+    ) -> torch.Tensor:
+        """Logits z in eval mode, in batches, without gradients (scoring; the update uses `logits`)."""
+        was_training = self.training
+        self.eval()
+        chunks = [
+            self.logits(histories[i : i + batch_size], prompts[i : i + batch_size], responses[i : i + batch_size])
+            for i in range(0, len(responses), batch_size)
+        ]
+        self.train(was_training)
+        return torch.cat(chunks) if chunks else torch.empty(0)
+
     def score(
         self, histories: list[list[str]], prompts: list[str], responses: list[str], batch_size: int = 64
     ) -> torch.Tensor:
         """D in (0, 1) for each response, in batches, without gradients."""
-        was_training = self.training
-        self.eval()
-        scores = [
-            torch.sigmoid(self.logits(histories[i : i + batch_size], prompts[i : i + batch_size], responses[i : i + batch_size]))
-            for i in range(0, len(responses), batch_size)
-        ]
-        self.train(was_training)
-        return torch.cat(scores) if scores else torch.empty(0)
+        return torch.sigmoid(self.predict_logits(histories, prompts, responses, batch_size))
 
     @staticmethod
     def loss(expert_logits: torch.Tensor, generated_logits: torch.Tensor) -> torch.Tensor:

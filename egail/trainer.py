@@ -317,16 +317,7 @@ class GAILTrainer(GRPOTrainer):
         """The GAIL reward: a transform of D(state, completion); demos get ``demo_reward`` when it is set."""
         responses = [completion_text(c) for c in completions]
         demo_mask = self._demo_mask if len(self._demo_mask) == len(responses) else [False] * len(responses)
-        was_training = self.discriminator.training
-        self.discriminator.eval()
-        with torch.no_grad():
-            logits = torch.cat(
-                [
-                    self.discriminator.logits(history[i : i + 64], prompt_text[i : i + 64], responses[i : i + 64])
-                    for i in range(0, len(responses), 64)
-                ]
-            ).float()
-        self.discriminator.train(was_training)
+        logits = self.discriminator.predict_logits(history, prompt_text, responses).float()
         rewards = reward_from_logits(logits, self.args.reward_form)
         if self.args.demo_reward is not None:
             rewards[torch.tensor(demo_mask, dtype=torch.bool, device=rewards.device)] = self.args.demo_reward
