@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.space.conftest import space_app, tiny_responder  # noqa: F401 - fixtures
-from tests.space.helpers import free_port
+from tests.space.helpers import serve_on_loopback
 
 SESSIONS = 20
 TURNS = 5
@@ -48,15 +48,8 @@ class CountingResponder:
 @pytest.fixture
 def served(space_app, tiny_responder):  # noqa: F811 - fixtures
     responder = CountingResponder(tiny_responder)
-    demo = space_app.build_demo(responder=responder, emotion_reader=False)
-    port = free_port()
-    demo.queue(default_concurrency_limit=space_app.CONCURRENCY_LIMIT, max_size=space_app.MAX_QUEUE_SIZE).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, show_error=False
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/", responder
-    finally:
-        demo.close()
+    with serve_on_loopback(space_app, responder) as url:
+        yield url, responder
 
 
 def message(session: int, turn: int) -> str:

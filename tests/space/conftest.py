@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.space.helpers import SPACE_DIR, RecordingResponder, free_port
+from tests.space.helpers import SPACE_DIR, RecordingResponder, serve_on_loopback
 
 # The app must start with no network: no analytics, no version check, no Hub.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -43,12 +43,5 @@ def emotion_reader(space_app):
 def served_app(space_app, tiny_responder, emotion_reader):
     """The Space served on loopback with the tiny model: (url, recording responder)."""
     recorder = RecordingResponder(tiny_responder)
-    demo = space_app.build_demo(responder=recorder, emotion_reader=emotion_reader)
-    port = free_port()
-    demo.queue(default_concurrency_limit=space_app.CONCURRENCY_LIMIT, max_size=space_app.MAX_QUEUE_SIZE).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, show_error=False
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/", recorder
-    finally:
-        demo.close()
+    with serve_on_loopback(space_app, recorder, emotion_reader) as url:
+        yield url, recorder
