@@ -9,6 +9,7 @@ the user) plus ``prompt`` (the user's latest utterance). The answer is the assis
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 #: Used when a tokenizer has no chat template (e.g. plain ``gpt2``): documented, stable, plain text.
@@ -69,3 +70,69 @@ def response_suffix(tokenizer: Any) -> str:
     if has_chat_template(tokenizer):
         return tokenizer.eos_token or ""
     return "\n" + (tokenizer.eos_token or "")
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a rendered prompt: a chat template writes its own special tokens, the plain format gets the
+    tokenizer's usual ones (as TRL tokenizes prompts)."""
+    return tokenizer(text, add_special_tokens=not has_chat_template(tokenizer))["input_ids"]
+
+
+@dataclass(frozen=True)
+class FittedState:
+    """A state cut to a token budget: what is left of it, its rendering and token ids, and whether the prompt
+    itself had to be cut."""
+
+    history: list[str]
+    prompt: str
+    text: str
+    input_ids: list[int]
+    prompt_cut: bool
+
+
+def fit_state(
+    tokenizer: Any,
+    history: list[str],
+    prompt: str,
+    max_tokens: int | None,
+    history_max_turns: int | None = None,
+    system: str | None = None,
+) -> FittedState:
+    """The state as a model sees it: at most ``history_max_turns`` earlier turns, then the oldest turns dropped
+    until the rendered prompt fits ``max_tokens`` tokens (``None``: no limit).
+
+    Training, SFT, evaluation and the chat all call this, so one state is one input everywhere. A prompt that
+    alone does not fit keeps its end, where a question usually is; a budget that leaves no room for any prompt
+    is a ``ValueError``.
+    """
+    history = truncate_history(history, history_max_turns)
+    while True:
+        text = render_prompt(tokenizer, history, prompt, system)
+        ids = encode_prompt(tokenizer, text)
+        if max_tokens is None or len(ids) <= max_tokens:
+            return FittedState(history, prompt, text, ids, prompt_cut=False)
+        if not history:
+            break
+        history = history[2:] if len(history) > 1 else []  # a turn is a user utterance and its reply
+
+    overhead = len(encode_prompt(tokenizer, render_prompt(tokenizer, [], "", system)))
+    prompt_ids = tokenizer(prompt.strip(), add_special_tokens=False)["input_ids"]
+    keep = max_tokens - overhead
+    while keep > 0:
+        cut = tokenizer.decode(prompt_ids[-keep:], skip_special_tokens=True).strip()
+        text = render_prompt(tokenizer, [], cut, system)
+        ids = encode_prompt(tokenizer, text)
+        if len(ids) <= max_tokens:
+            return FittedState([], cut, text, ids, prompt_cut=True)
+        keep -= max(1, len(ids) - max_tokens)  # decode and encode need not round-trip token for token
+    raise ValueError(
+        f"a budget of {max_tokens} tokens leaves no room for a prompt: the prompt format alone takes {overhead}."
+    )
+
+
+def response_ids(tokenizer: Any, response: str) -> list[int]:
+    """Token ids of an answer as the model should produce it: the text, then what closes its turn.
+
+    The demos of GAIL and the targets of SFT both end this way, so both teach the same end of a reply.
+    """
+    return tokenizer(response + response_suffix(tokenizer), add_special_tokens=False)["input_ids"]

@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from egail.data.conversation import ONELINERS_SOURCE, Conversation
+from egail.schema import COLUMNS
 
-#: The row schema, in column order.
-COLUMNS = ("conv_id", "turn", "history", "prompt", "response", "emotion", "situation", "source")
 
 STAGGERING_RULE = (
     "Each conversation u1, u2, ..., un (speakers alternating, the speaker who opens first) gives one row per "
