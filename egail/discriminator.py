@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: The discriminator's folder beside a saved policy (run folders, checkpoints, Hub repos).
+DISCRIMINATOR_DIR = "discriminator"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 STATE_SEPARATOR = "\n"

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from egail.schema import ONELINERS_SOURCE
+from egail.schema import ONELINERS_SOURCE  # noqa: F401 - the readers import it from here
 
 #: The 32 EmpatheticDialogues emotion labels (the values of ED's ``context`` column).
 ED_EMOTIONS: tuple[str, ...] = (
