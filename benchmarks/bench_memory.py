@@ -64,7 +64,8 @@ def measure(args, policy_name: str, mode: str, batch: int, tokenizer) -> dict:
     args.num_generations, args.fixed_length = 2, True
     with tempfile.TemporaryDirectory() as output_dir:
         config = GAILConfig(**common.common_fields(args, output_dir, gradient_checkpointing=args.gradient_checkpointing),
-                            discriminator_pretrain_steps=0, max_prompt_length=args.max_prompt_length)
+                            discriminator_pretrain_steps=0, max_prompt_length=args.max_prompt_length,
+                            demo_ratio_start=0.0, demo_ratio_end=0.0)
         trainer = GAILTrainer(policy, args=config, train_dataset=common.expert_dataset(), processing_class=tokenizer,
                               discriminator=common.build_discriminator(args.assets, freeze_encoder=False, pretrained=False),
                               peft_config=common.lora_config(policy_name) if mode == "lora" else None)

@@ -49,7 +49,7 @@ def parse_args():
                         help="Comma-separated GAIL variants to run against GRPO: " + ",".join(VARIANTS))
     args = parser.parse_args()
     if args.quick:
-        args.batch, args.minibatch, args.num_generations, args.max_completion_length, args.repeats = 4, 2, 2, 16, 1
+        args.batch, args.minibatch, args.num_generations, args.max_completion_length, args.repeats = 8, 4, 4, 16, 1
         args.variants = "gail,gail-frozen"
     return args
 

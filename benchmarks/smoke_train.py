@@ -43,7 +43,7 @@ def parse_args():
     parser.add_argument("--max-completion-length", type=int, default=32)
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.batch, args.minibatch, args.num_generations, args.max_completion_length = 2, 4, 2, 2, 8
+        args.steps, args.batch, args.minibatch, args.num_generations, args.max_completion_length = 2, 8, 4, 4, 8
     return args
 
 

@@ -24,7 +24,7 @@ def _fail(error: Exception, code: int) -> None:
 def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> Any:
     """Run ``main``: a user error prints ``error: <message>`` and exits 2; training stopped by repeated
     non-finite losses prints its message and exits 1. ``EGAIL_DEBUG=1`` re-raises with the traceback."""
-    from egail.trainer import NonFiniteTrainingError
+    from egail.checkpointing import NonFiniteTrainingError
 
     try:
         return main(argv)

@@ -22,6 +22,8 @@ class GAILConfig(GRPOConfig):
             per rollout. Ignored when `steps_per_generation` is set.
         bf16 (`bool` or `None`, defaults to `None`): bf16 on a GPU that supports it, float32 elsewhere (bf16 on a
             CPU is slow and lossy).
+        disable_dropout (`bool`, defaults to `True`): no dropout in the policy: samples, their old log-probs and the
+            reference log-probs then come from one deterministic model.
 
     > Discriminator
 
@@ -46,8 +48,15 @@ class GAILConfig(GRPOConfig):
         demo_ratio_end (`float`, defaults to `0.0`): share at the last step.
         demo_warmup_steps (`int`, defaults to `100`): steps held at `demo_ratio_start` before the linear decay to
             `demo_ratio_end` at `max_steps`.
-        demo_reward (`float` or `None`, defaults to `None`): reward of a demo completion; `None` scores it with the
-            discriminator like any other, a number gives it that constant (TextGAIL used 2.0).
+        demo_advantage (`float`, defaults to `1.0`): the advantage of every demo completion. Demos are kept out of
+            GRPO's group baseline (their reward is `None`, so the samples of a group are compared only with each
+            other) and pushed up with this constant instead, in the same units as a sample's group-normalised
+            advantage: 1.0 makes a demo count like a sample one standard deviation above its group. TextGAIL gives
+            demos a constant reward of 2.0 (above any sample's D score); `textgail.yaml` keeps that as an advantage
+            of 2.0. At most `1 - 2 / num_generations` of a rollout can be demos (each group keeps two samples).
+        include_oneliners (`bool`, defaults to `False`): keep one-liner rows (no history, prompt = response) in
+            GAIL rollouts. Off by default: their expert "response" echoes the prompt, which teaches D that echoing
+            is expert-like. SFT keeps them (`recipes/sft.py`).
 
     > Reward
 
@@ -80,6 +89,10 @@ class GAILConfig(GRPOConfig):
     )
     max_completion_length: int | None = field(
         default=64, metadata={"help": "Maximum tokens of a generated response (dialogue replies are short)."}
+    )
+    disable_dropout: bool = field(
+        default=True,
+        metadata={"help": "Turn dropout off in the policy, so sampling and old/reference log-probs see one model."},
     )
 
     # Discriminator
@@ -124,9 +137,15 @@ class GAILConfig(GRPOConfig):
     demo_warmup_steps: int = field(
         default=100, metadata={"help": "Steps at demo_ratio_start before the linear decay to demo_ratio_end."}
     )
-    demo_reward: float | None = field(
-        default=None,
-        metadata={"help": "Constant reward of demo completions (TextGAIL: 2.0); None scores them with D."},
+    demo_advantage: float = field(
+        default=1.0,
+        metadata={"help": "Advantage of every demo completion, in group-normalised units (demos stay out of GRPO's "
+                  "group baseline). TextGAIL's constant 2.0 is textgail.yaml's value."},
+    )
+    include_oneliners: bool = field(
+        default=False,
+        metadata={"help": "Keep one-liners (prompt = response) in GAIL rollouts; off: they teach D that echoing "
+                  "the prompt is expert."},
     )
 
     # Reward
@@ -168,6 +187,15 @@ class GAILConfig(GRPOConfig):
             raise ValueError(f"max_nonfinite_steps must be >= 1, got {self.max_nonfinite_steps}.")
         if self.discriminator_batch_size < 1:
             raise ValueError(f"discriminator_batch_size must be >= 1, got {self.discriminator_batch_size}.")
+        if self.num_generations and (self.demo_ratio_start > 0 or self.demo_ratio_end > 0):
+            from egail.demos import max_demo_ratio
+
+            limit = max_demo_ratio(self.num_generations)
+            if max(self.demo_ratio_start, self.demo_ratio_end) > limit + 1e-9:
+                raise ValueError(
+                    f"with num_generations={self.num_generations} at most {limit:.2f} of a rollout can be demos (each "
+                    f"group keeps 2 samples for its baseline); lower demo_ratio_start/end or raise num_generations."
+                )
         if self.sentiment_history_weight < 0:
             raise ValueError(f"sentiment_history_weight must be >= 0, got {self.sentiment_history_weight}.")
         if isinstance(self.discriminator_hidden_sizes, str):  # from the command line: "100,100"

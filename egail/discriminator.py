@@ -195,8 +195,11 @@ class Discriminator(nn.Module):
 def reward_from_logits(logits: torch.Tensor, form: str) -> torch.Tensor:
     """The policy's reward from D = sigmoid(z), computed on logits for numerical stability.
 
-    - ``log_d``: log D, always <= 0: punishes fake-looking responses (GAIL's original form).
-    - ``neg_log_one_minus_d``: -log(1 - D), always >= 0: rewards expert-looking ones (survival bonus).
+    - ``log_d``: log D, always <= 0: punishes responses D finds unlike the expert's (the "non-saturating" GAN
+      generator objective, and EmpathyGAIL's choice here).
+    - ``neg_log_one_minus_d``: -log(1 - D), always >= 0: rewards expert-like ones. This is GAIL's original form:
+      Ho & Ermon (2016) train D to score the *policy* high and give the policy the cost log D_policy, which with
+      expert = 1, as here, is log(1 - D). TextGAIL uses it.
     - ``logit``: log D - log(1 - D) = z, the AIRL form, unbounded on both sides.
     """
     if form == "log_d":

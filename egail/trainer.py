@@ -1,105 +1,52 @@
 """`GAILTrainer`: adversarial imitation learning of dialogue on top of TRL's `GRPOTrainer`.
 
-GRPOTrainer already samples completions, scores them with reward functions, and optimises the PPO-clipped
-objective. GAIL adds three things around that loop (the paper's Algorithm 1), each in one override:
+GRPOTrainer samples completions, scores them with reward functions and takes PPO-clipped steps. GAIL (the paper's
+Algorithm 1) adds a discriminator D whose score is the reward, and human demos mixed into the rollouts. In the order
+it runs, and in the order of this file:
 
-1. ``_generate_single_turn``: a scheduled share of each rollout batch is the expert's response instead of a
-   sample (human-demo mixing). Those completions are tokenised with the policy's tokenizer and go through
-   the same old-log-prob computation as samples, so the clipped ratio stays valid.
-2. ``discriminator_reward`` (a reward function): D's score of every completion, transformed
-   (``reward_form``), plus ``sentiment_history_reward`` when its weight is above 0.
-3. ``_generate_and_score_completions``: after scoring, the discriminator takes its log-loss step on expert vs
-   generated responses to the same states.
+1. **Pre-train D** (`pretrain_discriminator`), once, after accelerate has prepared the model: distinct states, one
+   policy sample each, D's log-loss step on (expert, sample) pairs.
+2. **Each rollout** (`_generate_and_score_completions`):
+   a. *mix demos*: `egail.demos.demo_slots` picks a scheduled share of each group's slots for the expert's response;
+   b. *sample* the other slots (`_generate_single_turn`); demo slots get the expert's tokens, cut like a sample;
+   c. *score* the samples: `discriminator_reward` (+ `sentiment_history_reward`) return ``None`` for demos, so TRL
+      keeps demos out of each group's baseline and the logged rewards; demos then get ``demo_advantage``;
+   d. *update D* (`update_discriminator`) on the explicit `Rollout`: expert response vs each sample, same state.
+3. **PPO step**: GRPOTrainer's clipped loss on the buffer, unchanged.
 
-Before the policy moves, ``train`` pre-trains the discriminator for ``discriminator_pretrain_steps`` on
-policy samples, so the first rewards mean something.
+Checkpoint completeness, resume and the non-finite guard live in `egail.checkpointing`; the demo schedule in
+`egail.demos`; the state format in `egail.formatting`; the trajectory schema in `egail.schema`.
 """
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
-import math
 import os
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from datasets import Dataset, DatasetDict
-from transformers import set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers import TrainerCallback, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
+from egail.checkpointing import NonFiniteGuard, load_gail_checkpoint, resolve_checkpoint, save_gail_checkpoint
 from egail.config import GAILConfig
-from egail.discriminator import Discriminator, DiscriminatorConfig, binary_accuracy, reward_from_logits
-from egail.formatting import build_messages, has_chat_template, render_plain, truncate_history
+from egail.demos import demo_ratio_at, demo_slots
+from egail.discriminator import DISCRIMINATOR_DIR, Discriminator, DiscriminatorConfig, binary_accuracy
+from egail.discriminator import reward_from_logits
+from egail.formatting import build_messages, fit_state, has_chat_template, render_plain, response_ids
 from egail.models import load_causal_lm, load_tokenizer
+from egail.schema import is_oneliner, validate_trajectories
 from egail.sentiment import SentimentHistory
 
 logger = logging.getLogger(__name__)
-
-REQUIRED_COLUMNS = ("history", "prompt", "response")
-DISCRIMINATOR_DIR = "discriminator"
-DISCRIMINATOR_OPTIMIZER = "discriminator_optimizer.pt"
-GAIL_STATE = "gail_state.json"
-
-
-class NonFiniteTrainingError(RuntimeError):
-    """Training stopped after ``max_nonfinite_steps`` consecutive steps with a NaN or infinite loss."""
-
-
-def is_complete_checkpoint(path: str | os.PathLike) -> bool:
-    """A GAIL checkpoint is complete once its ``gail_state.json`` exists: it is written last, atomically."""
-    return (Path(path) / GAIL_STATE).is_file()
-
-
-def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    """The newest complete ``checkpoint-N`` in ``output_dir``; half-written ones (a kill while saving) are skipped."""
-    folders = [p for p in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.split("-")[-1].isdigit()]
-    complete = [p for p in folders if is_complete_checkpoint(p)]
-    return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
-
-
-def validate_trajectories(dataset: Dataset, name: str = "train_dataset") -> None:
-    """Raise a ValueError naming the column or row when a dataset is not expert trajectories (a TypeError when it
-    is not a ``datasets.Dataset`` at all)."""
-    if not isinstance(dataset, Dataset):
-        raise TypeError(
-            f"{name} must be a datasets.Dataset of expert trajectories, got {type(dataset).__name__}; build one "
-            f"with datasets.Dataset.from_list(rows) or egail.data.load_trajectories(...)['train']."
-        )
-    missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
-    if missing:
-        raise ValueError(
-            f"{name} is missing column(s) {missing}; expert trajectories need 'history' (list of str), "
-            f"'prompt' (str) and 'response' (str). Found columns: {dataset.column_names}."
-        )
-    if len(dataset) == 0:
-        raise ValueError(f"{name} is empty.")
-    for row, (history, prompt, response) in enumerate(
-        zip(dataset["history"], dataset["prompt"], dataset["response"], strict=True)
-    ):
-        if not isinstance(history, list) or not all(isinstance(u, str) for u in history):
-            raise ValueError(f"{name} row {row}: 'history' must be a list of strings, got {history!r:.80}.")
-        for column, value in (("prompt", prompt), ("response", response)):
-            if not isinstance(value, str):
-                raise ValueError(f"{name} row {row}: '{column}' must be a string, got {type(value).__name__}.")
-            if not value.strip():
-                raise ValueError(f"{name} row {row}: '{column}' is empty.")
-
-
-def demo_ratio_at(step: int, start: float, end: float, warmup_steps: int, total_steps: int) -> float:
-    """Share of expert demos at ``step``: ``start`` for the warm-up, then linear to ``end`` at ``total_steps``."""
-    if step < warmup_steps or total_steps <= warmup_steps:
-        return start
-    progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
-    return start + (end - start) * progress
-
-
-def num_demos(batch_size: int, ratio: float) -> int:
-    """How many of ``batch_size`` completions are demos: ``ratio * batch_size`` rounded half up."""
-    return int(math.floor(ratio * batch_size + 0.5))
 
 
 def completion_text(completion: str | list[dict[str, Any]]) -> str:
@@ -107,12 +54,28 @@ def completion_text(completion: str | list[dict[str, Any]]) -> str:
     return completion if isinstance(completion, str) else completion[-1]["content"]
 
 
+@dataclass(frozen=True)
+class Rollout:
+    """A rollout as D learns from it: per completion, its state, the expert's response (cut and decoded like a
+    completion) and the completion's text, and whether that completion is a demo (expert text, not a sample)."""
+
+    histories: list[list[str]]
+    prompts: list[str]
+    expert: list[str]
+    completions: list[str]
+    is_demo: list[bool]
+
+    @property
+    def sampled(self) -> list[int]:
+        return [i for i, demo in enumerate(self.is_demo) if not demo]
+
+
 class GAILTrainer(GRPOTrainer):
     """GAIL for dialogue: the policy imitates expert responses, rewarded by a discriminator it tries to fool.
 
     Args:
         model: a causal LM, or its name: an embedded name (``"smollm2-135m-instruct"``), a folder or a Hub id.
-        args: a [`GAILConfig`].
+        args: a [`GAILConfig`] (not modified: the trainer works on a copy).
         train_dataset: expert trajectories with columns ``history`` (list of str), ``prompt`` and ``response``.
         discriminator: a [`Discriminator`]; by default built from ``args.discriminator_*``.
         sentiment: the [`SentimentHistory`] scorer used when ``args.sentiment_history_weight > 0``.
@@ -147,14 +110,15 @@ class GAILTrainer(GRPOTrainer):
         optimizers: tuple = (None, None),
         peft_config: Any = None,
     ):
-        if args is None:
-            raise ValueError("GAILTrainer needs a GAILConfig (args=GAILConfig(output_dir=...)).")
         if not isinstance(args, GAILConfig):
-            raise TypeError(f"args must be a GAILConfig, got {type(args).__name__}.")
+            raise TypeError(f"args must be a GAILConfig (args=GAILConfig(output_dir=...)), got {type(args).__name__}.")
         if train_dataset is None:
             raise ValueError("GAILTrainer needs train_dataset: expert trajectories (history, prompt, response).")
         if isinstance(train_dataset, DatasetDict):
             raise ValueError("train_dataset is a DatasetDict; pass one split, e.g. dataset['train'].")
+        if args.reward_weights is not None:
+            raise ValueError("GAILTrainer weighs its rewards itself (1 for D); set sentiment_history_weight instead.")
+        args = copy.copy(args)  # model_init_kwargs and reward_weights are set below; the caller's config stays as it was
         if isinstance(model, str | os.PathLike):
             processing_class = processing_class or load_tokenizer(str(model))
             model = load_causal_lm(str(model), **(args.model_init_kwargs or {}))
@@ -170,19 +134,15 @@ class GAILTrainer(GRPOTrainer):
             discriminator = Discriminator(DiscriminatorConfig.from_gail_config(args))
         self.discriminator = discriminator
         self.sentiment = sentiment or (SentimentHistory() if args.sentiment_history_weight > 0 else None)
-        self._rollout_inputs: list[dict] | None = None
-        self._demo_mask: list[bool] = []
-        self._last_rollout: dict[str, list] | None = None
         self.discriminator_pretrained = args.discriminator_pretrain_steps == 0
-        self._nonfinite_in_step = False  # set by a NaN/inf policy or discriminator loss since the last update
-        self._consecutive_nonfinite_steps = 0
+        self.nonfinite = NonFiniteGuard(args.max_nonfinite_steps)
+        self._generation_demos: list[list[int] | None] | None = None  # set only inside `_demos_in_generation`
 
         reward_funcs = [self.discriminator_reward]
+        args.reward_weights = [1.0]
         if args.sentiment_history_weight > 0:
             reward_funcs.append(self.sentiment_history_reward)
-            args.reward_weights = [1.0, args.sentiment_history_weight]
-        else:
-            args.reward_weights = [1.0]
+            args.reward_weights.append(args.sentiment_history_weight)
 
         train_dataset = self.prepare_dataset(train_dataset, processing_class, args, "train_dataset")
         if eval_dataset is not None:
@@ -198,6 +158,12 @@ class GAILTrainer(GRPOTrainer):
             optimizers=optimizers,
             peft_config=peft_config,
         )
+        local_batch = args.per_device_train_batch_size * args.steps_per_generation
+        if args.demo_ratio_start > 0 and local_batch % self.num_generations:
+            raise ValueError(
+                f"demo mixing needs each process's rollout ({local_batch} completions: per_device_train_batch_size x "
+                f"steps_per_generation) to hold whole groups of num_generations={self.num_generations}."
+            )
         self.discriminator.to(self.accelerator.device)
         self._broadcast_discriminator()
         self.discriminator_optimizer = torch.optim.AdamW(
@@ -205,68 +171,90 @@ class GAILTrainer(GRPOTrainer):
             lr=args.discriminator_learning_rate,
             weight_decay=args.discriminator_weight_decay,
         )
+        self.add_callback(_PretrainDiscriminatorOnTrainBegin(self))
 
     # ----------------------------------------------------------------------------------------------- data
     @staticmethod
     def prepare_dataset(dataset: Dataset, tokenizer: Any, args: GAILConfig, name: str) -> Dataset:
-        """Validate trajectories and add what the rollout needs: the policy prompt, the state, demo token ids.
+        """Validate trajectories and add what a rollout needs: the policy prompt, the state, the demo.
 
-        ``prompt`` becomes chat messages (or the plain-text rendering for models without a chat template);
-        the utterance itself moves to ``prompt_text``; ``history`` is truncated to ``history_max_turns`` and,
-        oldest turns first, until the rendered state fits ``max_prompt_length`` tokens. A prompt that alone does
-        not fit keeps its end (where a question usually is).
+        The state is fitted by `egail.formatting.fit_state` (as SFT, evaluation and the chat fit it): ``prompt``
+        becomes chat messages (or the plain rendering), the utterance moves to ``prompt_text``. The demo is the
+        expert's response as the policy would end it (`response_ids`), cut at ``max_completion_length`` like a
+        sample; ``expert_text`` is those tokens decoded as completions are, so D compares like with like.
+        One-liners are dropped unless ``args.include_oneliners``.
         """
         validate_trajectories(dataset, name)
+        if not args.include_oneliners:
+            dataset = dataset.filter(lambda row: not is_oneliner(row), desc=f"Dropping one-liners from {name}")
+            if len(dataset) == 0:
+                raise ValueError(f"{name} holds only one-liners, which GAIL leaves out; set include_oneliners=True.")
         chat = has_chat_template(tokenizer)
-        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-
-        def render(history: list[str], prompt: str) -> str | list[dict[str, str]]:
-            messages = build_messages(history, prompt, args.system_prompt)
-            return messages if chat else render_plain(messages)
-
-        def n_tokens(history: list[str], prompt: str) -> int:
-            rendered = render(history, prompt)
-            if chat:
-                # return_dict=False: transformers 5 returns a BatchEncoding by default, whose len() is 2
-                ids = tokenizer.apply_chat_template(
-                    rendered, tokenize=True, add_generation_prompt=True, return_dict=False
-                )
-                return len(ids)
-            return len(tokenizer(rendered)["input_ids"])
-
-        def fit_prompt(prompt: str, limit: int) -> str:
-            ids = tokenizer(prompt.strip(), add_special_tokens=False)["input_ids"]
-            keep = limit - n_tokens([], "")
-            while keep > 0:
-                cut = tokenizer.decode(ids[-keep:], skip_special_tokens=True).strip()
-                excess = n_tokens([], cut) - limit
-                if excess <= 0:
-                    return cut
-                keep -= excess  # decode and encode need not round-trip token for token
-            raise ValueError(
-                f"max_prompt_length={limit} leaves no room for a prompt: the prompt format alone takes "
-                f"{n_tokens([], '')} tokens."
-            )
 
         def to_state(row: dict) -> dict:
-            history = truncate_history(row["history"], args.history_max_turns)
-            prompt = row["prompt"]
-            if args.max_prompt_length is not None:
-                while history and n_tokens(history, prompt) > args.max_prompt_length:
-                    history = history[2:] if len(history) > 1 else []
-                if not history and n_tokens([], prompt) > args.max_prompt_length:
-                    prompt = fit_prompt(prompt, args.max_prompt_length)
-            response_ids = tokenizer(row["response"], add_special_tokens=False)["input_ids"] + eos
+            state = fit_state(
+                tokenizer, row["history"], row["prompt"], args.max_prompt_length, args.history_max_turns,
+                args.system_prompt,
+            )  # fmt: skip
+            messages = build_messages(state.history, state.prompt, args.system_prompt)
+            demo_ids = response_ids(tokenizer, row["response"])[: args.max_completion_length]
             return {
-                "prompt": render(history, prompt),
-                "prompt_text": prompt,
-                "history": history,
-                "response_ids": response_ids,
+                "prompt": messages if chat else render_plain(messages),
+                "prompt_text": state.prompt,
+                "history": state.history,
+                "demo_ids": demo_ids,
+                "expert_text": tokenizer.decode(demo_ids, skip_special_tokens=True),
             }
 
         return dataset.map(to_state, desc=f"Preparing {name}")
 
-    # ------------------------------------------------------------------------------------ demo mixing
+    def _decode(self, completion_ids: list[list[int]]) -> list[str]:
+        """Completion texts, decoded as TRL decodes them for the reward functions."""
+        return self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
+
+    # ------------------------------------------------------------------------------ 1. pre-train D
+    def pretrain_discriminator(self, steps: int) -> list[dict[str, float]]:
+        """D-only updates before the policy moves (Table 1: 200 steps), each on distinct states.
+
+        Each step costs one rollout's worth of samples (``per_device_train_batch_size x steps_per_generation`` per
+        process), but one sample per state, drawn without repeats from a seeded permutation of the data (each
+        process its own share), so ``steps`` steps see ``steps x batch`` distinct states while the data lasts.
+        """
+        from tqdm.auto import tqdm
+
+        batch = self.args.per_device_train_batch_size * self.args.steps_per_generation
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        history: list[dict[str, float]] = []
+        states = self._distinct_states(world, rank)
+        progress = tqdm(range(steps), desc="Pre-training discriminator", disable=not self.is_local_process_zero())
+        for _ in progress:
+            rows = [next(states) for _ in range(batch)]
+            prompt_ids = self._tokenize_prompts([row["prompt"] for row in rows])[0]
+            with torch.no_grad():
+                completion_ids, _ = self._generate_single_turn(prompt_ids, None, {}, num_generations=1)
+            rollout = Rollout(
+                histories=[row["history"] for row in rows],
+                prompts=[row["prompt_text"] for row in rows],
+                expert=[row["expert_text"] for row in rows],
+                completions=self._decode(completion_ids),
+                is_demo=[False] * len(rows),
+            )
+            history.append(self.update_discriminator(rollout, passes=1))
+            progress.set_postfix(loss=f"{history[-1].get('discriminator/loss', float('nan')):.3f}")
+        self.discriminator_pretrained = True
+        if history:
+            logger.info("Discriminator pre-training: first %s, last %s", history[0], history[-1])
+        return history
+
+    def _distinct_states(self, world: int, rank: int) -> Iterator[dict]:
+        """This process's share of the training states, in seeded random order; a new order once all are used."""
+        generator = torch.Generator().manual_seed(self.args.seed)
+        while True:
+            order = torch.randperm(len(self.train_dataset), generator=generator).tolist()
+            for index in order[rank::world] or order:
+                yield self.train_dataset[index]
+
+    # ---------------------------------------------------------------------------------- 2. rollout
     def current_demo_ratio(self) -> float:
         args = self.args
         total = self.state.max_steps if self.state.max_steps > 0 else args.max_steps
@@ -274,84 +262,149 @@ class GAILTrainer(GRPOTrainer):
             self.state.global_step, args.demo_ratio_start, args.demo_ratio_end, args.demo_warmup_steps, total
         )
 
-    def _select_demos(self, batch_size: int) -> list[bool]:
-        """Which completions of this rank's batch are replaced by demos; a pure function of seed, step and rank."""
-        count = num_demos(batch_size, self.current_demo_ratio())
-        generator = torch.Generator().manual_seed(
-            self.args.seed * 1_000_003 + self.state.global_step * 1_009 + self.accelerator.process_index
+    def _generate_and_score_completions(self, inputs: list[dict]) -> dict:
+        """One GAIL rollout: mix demos, sample, score the samples, set the demos' advantage, then update D."""
+        training = self.model.training
+        if training:  # a pure function of seed, step and rank
+            seed = self.args.seed * 1_000_003 + self.state.global_step * 1_009 + self.accelerator.process_index
+            is_demo = demo_slots(len(inputs), self.num_generations, self.current_demo_ratio(), seed)
+        else:
+            is_demo = [False] * len(inputs)
+        inputs = [{**x, "is_demo": demo} for x, demo in zip(inputs, is_demo, strict=True)]  # reward functions read it
+        with self._demos_in_generation([x["demo_ids"] if x["is_demo"] else None for x in inputs]):
+            output = super()._generate_and_score_completions(inputs)
+        if not training:
+            return output
+
+        demo_mask = torch.tensor(is_demo, dtype=torch.bool, device=output["advantages"].device)
+        output["advantages"][demo_mask] = self.args.demo_advantage
+        completion_ids = [ids[mask.bool()].tolist() for ids, mask in zip(output["completion_ids"],
+                                                                          output["completion_mask"], strict=True)]
+        rollout = Rollout(
+            histories=[x["history"] for x in inputs],
+            prompts=[x["prompt_text"] for x in inputs],
+            expert=[x["expert_text"] for x in inputs],
+            completions=self._decode(completion_ids),
+            is_demo=is_demo,
         )
-        chosen = set(torch.randperm(batch_size, generator=generator)[:count].tolist())
-        return [i in chosen for i in range(batch_size)]
+        metrics = self.update_discriminator(rollout, self.args.discriminator_updates_per_generation)
+        metrics["demo/ratio"] = self.current_demo_ratio()
+        metrics["demo/share"] = self._mean_over_ranks(sum(is_demo) / len(is_demo))
+        metrics["demo/advantage"] = self.args.demo_advantage
+        for key, value in metrics.items():
+            self._metrics["train"][key].append(value)
+        return output
+
+    @contextmanager
+    def _demos_in_generation(self, demo_ids: list[list[int] | None]) -> Iterator[None]:
+        """Hand this rollout's demo tokens (``None`` for a slot to sample) to `_generate_single_turn`, which TRL
+        calls with token ids only, for exactly the span of one ``super()._generate_and_score_completions``."""
+        self._generation_demos = demo_ids
+        try:
+            yield
+        finally:
+            self._generation_demos = None
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        rollout = self._rollout_inputs
-        if rollout is None or len(rollout) != len(prompt_ids):
-            self._demo_mask = [False] * len(prompt_ids)
+        """Sample the non-demo slots and give the demo slots the expert's tokens (not generated at all).
+
+        Samples are asked for one completion per prompt: TRL's vLLM server path sends ``prompts[::num_generations]``
+        and asks ``n`` completions of each, which pairs completions with the wrong states unless the prompts are
+        whole groups. Every process has the same number of samples (`demo_slots` draws the same count on each),
+        as that path and collective generation (ZeRO-3, FSDP) need.
+        """
+        demos = self._generation_demos
+        if demos is None or all(d is None for d in demos):
             return super()._generate_single_turn(
                 prompt_ids, images, multimodal_fields, num_generations, has_tool_images
             )
-        self._demo_mask = self._select_demos(len(prompt_ids))
-        sampled = [i for i, is_demo in enumerate(self._demo_mask) if not is_demo]
-        completion_ids: list[list[int]] = [[] for _ in prompt_ids]
-        logprobs: list | None = None
-        if sampled:  # every rank has the same count, so collective generation (ZeRO-3, FSDP) stays in step
+        sampled = [i for i, demo in enumerate(demos) if demo is None]
+        completion_ids = [list(demo) if demo is not None else [] for demo in demos]
+        logprobs = None
+        if sampled:
+            sampled_images = [images[i] for i in sampled] if images is not None else None
             sampled_ids, sampled_logprobs = super()._generate_single_turn(
-                [prompt_ids[i] for i in sampled], images, multimodal_fields, num_generations, has_tool_images
+                [prompt_ids[i] for i in sampled], sampled_images, multimodal_fields, 1, has_tool_images
             )
             for i, ids in zip(sampled, sampled_ids, strict=True):
                 completion_ids[i] = list(ids)
-            if sampled_logprobs is not None:  # vLLM: demos have no sampling log-probs; NaN means "no correction"
-                logprobs = [[] for _ in prompt_ids]
+            if sampled_logprobs is not None:  # vLLM: a demo has no sampling log-probs; NaN means "no correction"
+                logprobs = [[float("nan")] * len(ids) for ids in completion_ids]
                 for i, lp in zip(sampled, sampled_logprobs, strict=True):
                     logprobs[i] = lp
-        limit = self.args.max_completion_length
-        for i, is_demo in enumerate(self._demo_mask):
-            if is_demo:
-                completion_ids[i] = list(rollout[i]["response_ids"][:limit])
-                if logprobs is not None:
-                    logprobs[i] = [math.nan] * len(completion_ids[i])
         return completion_ids, logprobs
 
-    # ---------------------------------------------------------------------------------------- rewards
-    def discriminator_reward(self, completions: list, history: list, prompt_text: list, **kwargs) -> list[float]:
-        """The GAIL reward: a transform of D(state, completion); demos get ``demo_reward`` when it is set."""
-        responses = [completion_text(c) for c in completions]
-        demo_mask = self._demo_mask if len(self._demo_mask) == len(responses) else [False] * len(responses)
-        logits = self.discriminator.predict_logits(history, prompt_text, responses).float()
-        rewards = reward_from_logits(logits, self.args.reward_form)
-        if self.args.demo_reward is not None:
-            rewards[torch.tensor(demo_mask, dtype=torch.bool, device=rewards.device)] = self.args.demo_reward
-        self._last_rollout = {
-            "history": list(history),
-            "prompt": list(prompt_text),
-            "generated": responses,
-            "expert": list(kwargs["response"]),
-            "demo": list(demo_mask),
-        }
-        return rewards.tolist()
+    def discriminator_reward(self, completions: list, history: list, prompt_text: list, is_demo: list,
+                             **kwargs) -> list[float | None]:  # fmt: skip
+        """The GAIL reward of each sample: D(state, completion) transformed by ``reward_form``; ``None`` for demos."""
+        sampled = [i for i, demo in enumerate(is_demo) if not demo]
+        logits = self.discriminator.predict_logits(
+            [history[i] for i in sampled], [prompt_text[i] for i in sampled],
+            [completion_text(completions[i]) for i in sampled],
+        )  # fmt: skip
+        rewards: list[float | None] = [None] * len(completions)
+        for i, reward in zip(sampled, reward_from_logits(logits.float(), self.args.reward_form).tolist(), strict=True):
+            rewards[i] = reward
+        return rewards
 
-    def sentiment_history_reward(self, completions: list, history: list, prompt_text: list, **kwargs) -> list[float]:
-        """Tone fit of each completion to the mood of the conversation so far (see `egail.sentiment`)."""
-        return self.sentiment(history, prompt_text, [completion_text(c) for c in completions])
+    def sentiment_history_reward(self, completions: list, history: list, prompt_text: list, is_demo: list,
+                                 **kwargs) -> list[float | None]:  # fmt: skip
+        """How each sample acknowledges the conversation's mood (see `egail.sentiment`); ``None`` for demos."""
+        return [
+            None if demo else self.sentiment.reward(h, p, completion_text(c))
+            for c, h, p, demo in zip(completions, history, prompt_text, is_demo, strict=True)
+        ]
 
-    # ------------------------------------------------------------------------------- discriminator step
-    def _generate_and_score_completions(self, inputs: list[dict]) -> dict:
-        training = self.model.training
-        self._rollout_inputs = inputs if training else None
-        try:
-            output = super()._generate_and_score_completions(inputs)
-        finally:
-            self._rollout_inputs = None
-        if training:
-            metrics = self.update_discriminator(self._last_rollout, self.args.discriminator_updates_per_generation)
-            for key, value in metrics.items():
-                self._metrics["train"][key].append(value)
-            self._metrics["train"]["demo_ratio"].append(self.current_demo_ratio())
-            self._metrics["train"]["demo_share"].append(sum(self._demo_mask) / max(1, len(self._demo_mask)))
-        return output
+    def update_discriminator(self, rollout: Rollout, passes: int) -> dict[str, float]:
+        """Eq. 6 log-loss steps on (expert response, sample) pairs of the same states; returns logged metrics.
+
+        Demos are expert text, so only samples form pairs, each with its own state's expert response: both sides
+        weigh the same. A non-finite loss on any process skips that step on every process.
+        """
+        pairs = rollout.sampled
+        if not pairs or passes == 0:
+            return {}
+        half = max(1, self.args.discriminator_batch_size // 2)
+        generator = torch.Generator().manual_seed(self.args.seed + self.state.global_step)
+        sums = dict.fromkeys(("loss", "acc_expert", "acc_generated", "d_expert", "d_generated"), 0.0)
+        steps = 0
+        self.discriminator.train()
+        for _ in range(passes):
+            order = [pairs[j] for j in torch.randperm(len(pairs), generator=generator).tolist()]
+            for start in range(0, len(order), half):
+                index = order[start : start + half]
+                histories = [rollout.histories[i] for i in index] * 2
+                prompts = [rollout.prompts[i] for i in index] * 2
+                responses = [rollout.expert[i] for i in index] + [rollout.completions[i] for i in index]
+                logits = self.discriminator.logits(histories, prompts, responses).float()
+                expert_logits, generated_logits = logits[: len(index)], logits[len(index) :]
+                loss = Discriminator.loss(expert_logits, generated_logits)
+                self.discriminator_optimizer.zero_grad(set_to_none=True)
+                if self._finite_on_every_rank(loss):
+                    loss.backward()
+                    self._all_reduce_gradients()
+                    self.discriminator_optimizer.step()
+                else:
+                    self.nonfinite.seen = True
+                    logger.warning("Non-finite discriminator loss at step %d; update skipped.", self.state.global_step)
+                with torch.no_grad():
+                    sums["loss"] += loss.item()
+                    sums["acc_expert"] += binary_accuracy(expert_logits, expert=True)
+                    sums["acc_generated"] += binary_accuracy(generated_logits, expert=False)
+                    sums["d_expert"] += torch.sigmoid(expert_logits).mean().item()
+                    sums["d_generated"] += torch.sigmoid(generated_logits).mean().item()
+                steps += 1
+        return {f"discriminator/{k}": self._mean_over_ranks(v / steps) for k, v in sums.items()}
+
+    # ------------------------------------------------------------------------- several processes
+    def _finite_on_every_rank(self, loss: torch.Tensor) -> bool:
+        finite = torch.tensor([float(torch.isfinite(loss).all())], device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item())
 
     def _all_reduce_gradients(self) -> None:
-        """Average discriminator gradients over ranks, so every rank's discriminator takes the same step."""
+        """Average D's gradients over processes, so every process's D takes the same step."""
         if self.accelerator.num_processes == 1:
             return
         grads = [p.grad for p in self.discriminator.parameters() if p.grad is not None]
@@ -364,164 +417,46 @@ class GAILTrainer(GRPOTrainer):
             offset += g.numel()
 
     def _broadcast_discriminator(self) -> None:
-        """Start every rank from rank 0's discriminator weights."""
-        if self.accelerator.num_processes == 1:
-            return
-        for tensor in self.discriminator.state_dict().values():
-            torch.distributed.broadcast(tensor, src=0)
+        """Start every process from process 0's discriminator weights."""
+        if self.accelerator.num_processes > 1:
+            for tensor in self.discriminator.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
 
     def _mean_over_ranks(self, value: float) -> float:
         tensor = torch.tensor([value], dtype=torch.float32, device=self.accelerator.device)
         return self.accelerator.gather(tensor).nanmean().item()
 
-    def update_discriminator(self, rollout: dict[str, list] | None, passes: int) -> dict[str, float]:
-        """Log-loss steps on (expert, generated) response pairs to the same states; returns logged metrics.
-
-        Demo completions are expert text, so they are left out of the generated side. Each pair is the
-        state's expert response and one sampled completion, so both sides have equal weight (Eq. 6).
-        """
-        if rollout is None or passes == 0:
-            return {}
-        pairs = [i for i, is_demo in enumerate(rollout["demo"]) if not is_demo]
-        half = max(1, self.args.discriminator_batch_size // 2)
-        generator = torch.Generator().manual_seed(self.args.seed + self.state.global_step)
-        sums = {"loss": 0.0, "acc_expert": 0.0, "acc_generated": 0.0, "d_expert": 0.0, "d_generated": 0.0}
-        n_steps = 0
-        self.discriminator.train()
-        for _ in range(passes):
-            order = [pairs[j] for j in torch.randperm(len(pairs), generator=generator).tolist()]
-            for start in range(0, len(order), half):
-                index = order[start : start + half]
-                histories = [rollout["history"][i] for i in index] * 2
-                prompts = [rollout["prompt"][i] for i in index] * 2
-                responses = [rollout["expert"][i] for i in index] + [rollout["generated"][i] for i in index]
-                logits = self.discriminator.logits(histories, prompts, responses).float()
-                expert_logits, generated_logits = logits[: len(index)], logits[len(index) :]
-                loss = Discriminator.loss(expert_logits, generated_logits)
-                self.discriminator_optimizer.zero_grad(set_to_none=True)
-                if torch.isfinite(loss):
-                    loss.backward()
-                    self._all_reduce_gradients()
-                    self.discriminator_optimizer.step()
-                else:
-                    self._nonfinite_in_step = True
-                    logger.warning("Non-finite discriminator loss at step %d; update skipped.", self.state.global_step)
-                with torch.no_grad():
-                    sums["loss"] += loss.item()
-                    sums["acc_expert"] += binary_accuracy(expert_logits, expert=True)
-                    sums["acc_generated"] += binary_accuracy(generated_logits, expert=False)
-                    sums["d_expert"] += torch.sigmoid(expert_logits).mean().item()
-                    sums["d_generated"] += torch.sigmoid(generated_logits).mean().item()
-                n_steps += 1
-        if n_steps == 0:
-            return {}
-        return {f"discriminator/{k}": self._mean_over_ranks(v / n_steps) for k, v in sums.items()}
-
-    def pretrain_discriminator(self, steps: int) -> list[dict[str, float]]:
-        """Discriminator-only updates on policy samples, before the policy trains (Table 1: 200 steps)."""
-        from tqdm.auto import tqdm
-
-        history: list[dict[str, float]] = []
-        if steps <= 0:
-            return history
-        dataloader = self.get_train_dataloader()
-        batches = iter(dataloader)
-        progress = tqdm(range(steps), desc="Pre-training discriminator", disable=not self.is_local_process_zero())
-        for _ in progress:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                batches = iter(dataloader)
-                batch = next(batches)
-            with torch.no_grad():
-                completions = self._generate([x["prompt"] for x in batch])[3]
-            rollout = {
-                "history": [x["history"] for x in batch],
-                "prompt": [x["prompt_text"] for x in batch],
-                "expert": [x["response"] for x in batch],
-                "generated": [completion_text(c) for c in completions],
-                "demo": [False] * len(batch),
-            }
-            metrics = self.update_discriminator(rollout, passes=1)
-            history.append(metrics)
-            progress.set_postfix(loss=f"{metrics.get('discriminator/loss', math.nan):.3f}")
-        self._metrics["train"].clear()  # generation statistics of pre-training are not training-step metrics
-        self.discriminator_pretrained = True
-        if history:
-            logger.info("Discriminator pre-training: first %s, last %s", history[0], history[-1])
-        self.discriminator_pretrain_history = history
-        return history
-
+    # ------------------------------------------------------------------------ 3. PPO step, guarded
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
-        """Pre-train the discriminator (unless resuming), then GRPO training with GAIL rewards.
+        """GRPO training with GAIL rewards; D is pre-trained first (see `_PretrainDiscriminatorOnTrainBegin`).
 
         ``resume_from_checkpoint=True`` (or "last") resumes from the newest *complete* checkpoint in
         ``output_dir``; a half-written one, left by a kill during saving, is never loaded.
         """
-        resume_from_checkpoint = self._resolve_checkpoint(resume_from_checkpoint)
-        if not resume_from_checkpoint and not self.discriminator_pretrained:
-            self.pretrain_discriminator(self.args.discriminator_pretrain_steps)
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        checkpoint = resolve_checkpoint(self.args.output_dir, resume_from_checkpoint)
+        return super().train(resume_from_checkpoint=checkpoint, **kwargs)
 
-    def _resolve_checkpoint(self, checkpoint: str | bool | None) -> str | None:
-        if checkpoint in (None, False, "", "false", "False"):
-            return None
-        if checkpoint is True or str(checkpoint).lower() in ("true", "last", "latest"):
-            latest = latest_complete_checkpoint(self.args.output_dir)
-            if latest is None:
-                raise ValueError(f"no complete checkpoint to resume from in {self.args.output_dir}")
-            skipped = get_last_checkpoint(self.args.output_dir)
-            if skipped and Path(skipped) != Path(latest):
-                logger.warning("Skipping incomplete checkpoint %s (killed while saving); resuming from %s", skipped, latest)
-            return latest
-        if not Path(checkpoint).is_dir():
-            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-        if not is_complete_checkpoint(checkpoint):
-            raise ValueError(
-                f"checkpoint {checkpoint} is incomplete (no {GAIL_STATE}: the run stopped while saving it); resume "
-                f"from {latest_complete_checkpoint(Path(checkpoint).parent) or 'an earlier checkpoint'} instead"
-            )
-        return str(checkpoint)
-
-    # ------------------------------------------------------------------------------- numerical faults
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss).all():
-            self._nonfinite_in_step = True
+        self.nonfinite.saw(loss)
         return loss
 
     def create_optimizer(self, model=None):
-        """The policy optimizer, whose step is skipped after a non-finite loss (see `_skip_update`)."""
+        """The policy optimizer, whose step is skipped on every process after a non-finite loss on any."""
         optimizer = super().create_optimizer(model)
         if not getattr(optimizer, "_egail_guarded", False):
             step = optimizer.step
 
             def guarded_step(*args, **kwargs):
-                return None if self._skip_update() else step(*args, **kwargs)
+                flag = torch.tensor([float(self.nonfinite.seen)], device=self.accelerator.device)
+                any_bad = bool(self.accelerator.gather(flag).max().item())
+                if self.nonfinite.skip_update(any_bad, self.state.global_step + 1, self.args.output_dir):
+                    return None
+                return step(*args, **kwargs)
 
             optimizer.step = guarded_step
             optimizer._egail_guarded = True
         return optimizer
-
-    def _skip_update(self) -> bool:
-        """True when any rank saw a non-finite loss since the last update; stops after too many in a row."""
-        flag = torch.tensor([float(self._nonfinite_in_step)], device=self.accelerator.device)
-        bad = bool(self.accelerator.gather(flag).max().item())
-        self._nonfinite_in_step = False
-        if not bad:
-            self._consecutive_nonfinite_steps = 0
-            return False
-        self._consecutive_nonfinite_steps += 1
-        step = self.state.global_step + 1
-        logger.warning("Non-finite loss at step %d: policy update skipped (%d in a row).", step, self._consecutive_nonfinite_steps)
-        if self._consecutive_nonfinite_steps >= self.args.max_nonfinite_steps:
-            last = latest_complete_checkpoint(self.args.output_dir)
-            raise NonFiniteTrainingError(
-                f"training stopped at step {step}: {self._consecutive_nonfinite_steps} consecutive steps with a "
-                f"non-finite loss. Last good checkpoint: {last or 'none saved'}. Lower the learning rate or check "
-                f"the data, then resume from it."
-            )
-        return True
 
     # ------------------------------------------------------------------------------------ persistence
     def gail_state(self) -> dict[str, Any]:
@@ -534,30 +469,16 @@ class GAILTrainer(GRPOTrainer):
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
-            checkpoint = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            self.discriminator.save_pretrained(checkpoint / DISCRIMINATOR_DIR)
-            torch.save(self.discriminator_optimizer.state_dict(), checkpoint / DISCRIMINATOR_OPTIMIZER)
-            # Written last and atomically: its presence marks the checkpoint complete.
-            staging = checkpoint / (GAIL_STATE + ".tmp")
-            staging.write_text(json.dumps(self.gail_state(), indent=2))
-            staging.replace(checkpoint / GAIL_STATE)
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            save_gail_checkpoint(folder, self.discriminator, self.discriminator_optimizer, self.gail_state())
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is None:
-            return
-        from safetensors.torch import load_file
-
-        checkpoint = Path(checkpoint)
-        weights = checkpoint / DISCRIMINATOR_DIR / "model.safetensors"
-        if not weights.is_file():
-            raise FileNotFoundError(f"{checkpoint} has no discriminator ({weights}); it was not written by GAILTrainer.")
-        self.discriminator.load_state_dict(load_file(str(weights), device=str(self.accelerator.device)))
-        optimizer_state = torch.load(
-            checkpoint / DISCRIMINATOR_OPTIMIZER, map_location=self.accelerator.device, weights_only=True
-        )
-        self.discriminator_optimizer.load_state_dict(optimizer_state)
-        self.discriminator_pretrained = json.loads((checkpoint / GAIL_STATE).read_text())["discriminator_pretrained"]
+        if checkpoint is not None:
+            state = load_gail_checkpoint(
+                checkpoint, self.discriminator, self.discriminator_optimizer, self.accelerator.device
+            )
+            self.discriminator_pretrained = state["discriminator_pretrained"]
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         """Save the policy and, beside it, the discriminator. Never pushes: `push_to_hub` does that, once."""
@@ -618,3 +539,16 @@ class GAILTrainer(GRPOTrainer):
             tags=tags,
         )
         return push_run(**push) if blocking else HfApi().run_as_future(push_run, **push)
+
+
+class _PretrainDiscriminatorOnTrainBegin(TrainerCallback):
+    """Step 1 of Algorithm 1 at the start of ``train``: after accelerate (DDP, DeepSpeed, FSDP) has prepared the
+    model and a resumed checkpoint has been loaded, so generation runs on the prepared model and a resumed run
+    (whose checkpoint says D was pre-trained) does not pre-train again."""
+
+    def __init__(self, trainer: GAILTrainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not self.trainer.discriminator_pretrained:
+            self.trainer.pretrain_discriminator(args.discriminator_pretrain_steps)

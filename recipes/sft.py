@@ -17,7 +17,7 @@ from egail.cli import run_cli
 from egail.data import load_trajectories
 from egail.formatting import build_messages, has_chat_template, render_plain, response_suffix, truncate_history
 from egail.models import SMOLLM2, load_causal_lm, load_tokenizer
-from egail.trainer import validate_trajectories
+from egail.schema import validate_trajectories
 
 
 @dataclass

@@ -9,7 +9,9 @@ import torch
 from datasets import Dataset
 
 from egail import GAILConfig, GAILTrainer
-from egail.trainer import demo_ratio_at, num_demos
+from egail.demos import demo_ratio_at, demo_slots, max_demo_ratio, num_demos
+from egail.formatting import response_ids
+from egail.trainer import Rollout
 
 SAD = "My dog passed away this morning and the house feels empty."
 SAD_REPLY = "I'm so sorry. Losing a dog is losing family. How are you holding up?"
@@ -96,28 +98,68 @@ def test_bad_trajectories_raise_value_errors_naming_the_problem(trainer_factory,
 
 
 # --------------------------------------------------------------------------------------- demo mixing
-def _rollout(trainer: GAILTrainer) -> dict:
+def _rollout(trainer: GAILTrainer, monkeypatch) -> tuple[list[dict], dict, Rollout]:
+    """One training rollout; returns its inputs, TRL's output and the `Rollout` D was updated on."""
+    seen: list[Rollout] = []
+    update = trainer.update_discriminator
+    monkeypatch.setattr(trainer, "update_discriminator", lambda rollout, passes: seen.append(rollout) or update(
+        rollout, passes))
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))
-    return batch, trainer._generate_and_score_completions(batch)
+    output = trainer._generate_and_score_completions(batch)
+    return batch, output, seen[-1]
 
 
-def test_exact_share_of_completions_are_expert_demos(trainer_factory):
+def test_exact_share_of_completions_are_expert_demos(trainer_factory, monkeypatch):
     trainer = trainer_factory(demo_ratio_start=0.5, max_completion_length=40)
-    batch, output = _rollout(trainer)
-    mask = trainer._demo_mask
-    assert sum(mask) == num_demos(len(batch), 0.5) == 4
-    for row, is_demo in enumerate(mask):
+    batch, output, rollout = _rollout(trainer, monkeypatch)
+    assert sum(rollout.is_demo) == num_demos(len(batch), 0.5) == 4
+    for row, is_demo in enumerate(rollout.is_demo):
         ids = output["completion_ids"][row][output["completion_mask"][row].bool()].tolist()
         if is_demo:
-            assert ids == batch[row]["response_ids"]
-            assert trainer.processing_class.decode(ids, skip_special_tokens=True) == batch[row]["response"]
+            assert ids == batch[row]["demo_ids"]
+            assert rollout.completions[row] == rollout.expert[row] == batch[row]["response"]
 
 
-def test_old_logprobs_of_demos_are_the_policys_own(trainer_factory):
+def test_demos_are_spread_over_groups_and_leave_two_samples_in_each():
+    for seed in range(50):
+        mask = demo_slots(32, 4, 0.5, seed)
+        groups = [mask[g : g + 4] for g in range(0, 32, 4)]
+        assert sum(mask) == 16 and all(sum(g) == 2 for g in groups)
+        mask = demo_slots(32, 8, 0.3, seed)
+        assert sum(mask) == num_demos(32, 0.3) and max(sum(mask[g : g + 8]) for g in range(0, 32, 8)) <= 3
+    assert demo_slots(8, 4, 1.0, 0).count(True) == 4  # capped: each group keeps two samples
+    assert max_demo_ratio(4) == 0.5 and max_demo_ratio(2) == 0.0
+
+
+def test_demo_ratio_beyond_what_groups_allow_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="num_generations=4 at most 0.50 of a rollout can be demos"):
+        make_args(tmp_path, demo_ratio_start=0.6)
+
+
+def test_sampled_advantages_ignore_demos_and_demos_get_the_configured_advantage(trainer_factory, monkeypatch):
+    trainer = trainer_factory(demo_ratio_start=0.5, demo_advantage=1.5, sentiment_history_weight=0.0)
+    _, output, rollout = _rollout(trainer, monkeypatch)
+    rewards = torch.tensor(trainer._logs["rewards"]["discriminator_reward"])
+    advantages = output["advantages"]
+    for group in range(len(rollout.is_demo) // 4):
+        slots = range(group * 4, group * 4 + 4)
+        sampled = [i for i in slots if not rollout.is_demo[i]]
+        assert all(math.isnan(rewards[i]) for i in slots if rollout.is_demo[i])  # demos have no reward
+        own = rewards[sampled]
+        expected = (own - own.mean()) / (own.std() + 1e-4)  # the group's samples only
+        torch.testing.assert_close(advantages[sampled], expected, atol=1e-4, rtol=1e-4)
+    assert all(advantages[i] == 1.5 for i, demo in enumerate(rollout.is_demo) if demo)
+    logged = trainer._metrics["train"]
+    sampled_rewards = rewards[~torch.tensor(rollout.is_demo)]
+    assert logged["reward"][-1] == pytest.approx(sampled_rewards.mean().item(), rel=1e-5)
+    assert logged["demo/advantage"][-1] == 1.5 and logged["demo/share"][-1] == 0.5
+
+
+def test_old_logprobs_of_demos_are_the_policys_own(trainer_factory, monkeypatch):
     # num_iterations=2 makes TRL compute old log-probs at generation time (instead of reusing the current ones).
     trainer = trainer_factory(demo_ratio_start=0.5, num_iterations=2, max_completion_length=40)
-    batch, output = _rollout(trainer)
+    _, output, rollout = _rollout(trainer, monkeypatch)
     assert "old_per_token_logps" in output
     ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
     attention = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
@@ -126,22 +168,73 @@ def test_old_logprobs_of_demos_are_the_policys_own(trainer_factory):
     n = output["completion_ids"].shape[1]
     logps = torch.log_softmax(logits[:, -n - 1 : -1].float(), dim=-1)
     own = logps.gather(-1, output["completion_ids"].unsqueeze(-1)).squeeze(-1)
-    for row, is_demo in enumerate(trainer._demo_mask):
+    for row, is_demo in enumerate(rollout.is_demo):
         if is_demo:
             keep = output["completion_mask"][row].bool()
             torch.testing.assert_close(output["old_per_token_logps"][row][keep], own[row][keep], atol=1e-4, rtol=1e-4)
 
 
-def test_constant_demo_reward(trainer_factory):
-    trainer = trainer_factory(demo_ratio_start=0.5, demo_reward=2.0, sentiment_history_weight=0.0)
-    trainer.model.train()
-    batch = next(iter(trainer.get_train_dataloader()))
-    trainer._generate_and_score_completions(batch)
-    rewards = trainer._logs["rewards"]["discriminator_reward"]
-    demo_rewards = [r for r, d in zip(rewards, trainer._demo_mask) if d]
-    other = [r for r, d in zip(rewards, trainer._demo_mask) if not d]
-    assert demo_rewards == [2.0] * 4
-    assert all(r < 0 for r in other)  # log D < 0
+def test_the_expert_side_of_d_is_cut_and_decoded_like_completions(trainer_factory, monkeypatch):
+    long_reply = "I am so sorry to hear that, it must be very hard for you and your whole family right now. " * 3
+    rows = [{"history": [], "prompt": f"{SAD} ({i})", "response": long_reply} for i in range(8)]
+    trainer = trainer_factory(Dataset.from_list(rows), demo_ratio_start=0.5, max_completion_length=12)
+    batch, output, rollout = _rollout(trainer, monkeypatch)
+    tokenizer = trainer.processing_class
+    for row in range(len(batch)):
+        cut = response_ids(tokenizer, long_reply)[:12]
+        assert rollout.expert[row] == tokenizer.decode(cut, skip_special_tokens=True) != long_reply
+        assert len(tokenizer(rollout.expert[row], add_special_tokens=False)["input_ids"]) <= 12
+        if rollout.is_demo[row]:
+            assert rollout.completions[row] == rollout.expert[row]
+
+
+def test_one_liners_stay_out_of_rollouts_unless_asked(trainer_factory):
+    rows = [{"history": [], "prompt": "Every day is a fresh start.", "response": "Every day is a fresh start.",
+             "source": "oneliners"}] * 4 + trajectories(8).to_list()
+    dataset = Dataset.from_list(rows)
+    assert len(trainer_factory(dataset).train_dataset) == 8
+    assert len(trainer_factory(dataset, include_oneliners=True).train_dataset) == 12
+    with pytest.raises(ValueError, match="only one-liners"):
+        trainer_factory(Dataset.from_list(rows[:4]))
+
+
+class _ServerStandIn:
+    """TRL's vLLM server path, as far as pairing goes: it keeps ``prompts[::num_generations]`` and returns
+    ``num_generations`` completions of each. A completion's first token names the prompt it answers."""
+
+    def __init__(self, eos: int):
+        self.eos = eos
+
+    def sync_weights(self) -> None:
+        pass
+
+    def generate(self, prompts, images, num_generations, profiler=None):
+        completions = [[p[-1], self.eos] for p in prompts[::num_generations] for _ in range(num_generations)]
+        return None, completions, [[[-0.5]] * len(c) for c in completions], None
+
+
+def test_vllm_server_samples_answer_their_own_states(trainer_factory):
+    trainer = trainer_factory(demo_ratio_start=0.5)
+    eos = trainer.processing_class.eos_token_id
+    trainer.use_vllm, trainer.vllm_generation, trainer._last_loaded_step = True, _ServerStandIn(eos), 0
+    prompt_ids = [[1, 2, 100 + group] for group in range(2) for _ in range(4)]  # two groups of four
+    demos = [[9, 9, eos] if is_demo else None for is_demo in demo_slots(8, 4, 0.5, seed=3)]
+    with trainer._demos_in_generation(demos):
+        completion_ids, logprobs = trainer._generate_single_turn(prompt_ids, None, {}, num_generations=4)
+    for slot, demo in enumerate(demos):
+        if demo is None:
+            assert completion_ids[slot] == [prompt_ids[slot][-1], eos] and logprobs[slot] == [-0.5, -0.5]
+        else:
+            assert completion_ids[slot] == demo and all(math.isnan(x) for x in logprobs[slot])
+
+
+def test_the_callers_config_is_left_as_it_was(trainer_factory, tmp_path, tiny_lm_path, tiny_encoder_path):
+    args = make_args(tmp_path, discriminator_encoder=tiny_encoder_path, model_init_kwargs={"dtype": "float32"})
+    trainer = GAILTrainer(tiny_lm_path, args=args, train_dataset=trajectories())
+    assert args.model_init_kwargs == {"dtype": "float32"} and args.reward_weights is None
+    assert trainer.args.reward_weights == [1.0, 0.5]
+    with pytest.raises(ValueError, match="set sentiment_history_weight instead"):
+        trainer_factory(reward_weights=[1.0, 2.0])
 
 
 # ------------------------------------------------------------------------------------------- rewards
@@ -160,7 +253,9 @@ EXPECTED_METRICS = [
     "discriminator/acc_generated",
     "discriminator/d_expert",
     "discriminator/d_generated",
-    "demo_ratio",
+    "demo/ratio",
+    "demo/share",
+    "demo/advantage",
     "reward",
     "reward_std",
 ]
@@ -173,8 +268,12 @@ def _train_and_check(trainer: GAILTrainer) -> None:
     logged = trainer.state.log_history[0]
     for metric in EXPECTED_METRICS:
         assert metric in logged and math.isfinite(logged[metric]), metric
-    assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
-    assert any(not torch.equal(disc_before[k], v) for k, v in trainer.discriminator.state_dict().items())
+    # as TRL's tests do: every trainable tensor moved (D's encoder pooler is unused: D mean-pools the tokens)
+    unchanged = [k for k, v in trainer.model.named_parameters() if v.requires_grad and torch.equal(before[k], v)]
+    assert not unchanged, unchanged
+    unchanged = [k for k, v in trainer.discriminator.named_parameters()
+                 if v.requires_grad and "pooler" not in k and torch.equal(disc_before[k], v)]
+    assert not unchanged, unchanged
 
 
 def test_three_steps_log_metrics_and_change_weights(trainer_factory):
@@ -188,6 +287,27 @@ def test_pretraining_updates_only_the_discriminator(trainer_factory):
     assert len(history) == 3 and all("discriminator/loss" in h for h in history)
     assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
     assert trainer.state.global_step == 0
+
+
+def test_pretraining_sees_steps_times_batch_distinct_states(trainer_factory, monkeypatch):
+    trainer = trainer_factory(trajectories(64), discriminator_pretrain_steps=6)
+    states: list[str] = []
+    update = trainer.update_discriminator
+    monkeypatch.setattr(trainer, "update_discriminator", lambda rollout, passes: states.extend(rollout.prompts) or
+                        update(rollout, passes))
+    trainer.pretrain_discriminator(6)
+    batch = trainer.args.per_device_train_batch_size * trainer.args.steps_per_generation
+    assert len(states) == 6 * batch == 48 and len(set(states)) == 48
+
+
+def test_pretraining_runs_inside_train_after_the_model_is_prepared(trainer_factory, monkeypatch):
+    trainer = trainer_factory(discriminator_pretrain_steps=1, max_steps=1)
+    prepared = []
+    pretrain = trainer.pretrain_discriminator
+    monkeypatch.setattr(trainer, "pretrain_discriminator", lambda steps: prepared.append(
+        (len(trainer.accelerator._models), trainer.state.global_step)) or pretrain(steps))
+    trainer.train()
+    assert prepared == [(1, 0)] and trainer.discriminator_pretrained
 
 
 @pytest.mark.slow
@@ -225,4 +345,4 @@ def test_lora_trains_only_adapters(trainer_factory):
     trainer.train()
     after = dict(trainer.model.named_parameters())
     assert all(torch.equal(after[k], v) for k, v in frozen.items())
-    assert any(not torch.equal(after[k], v) for k, v in adapters.items())
+    assert all(not torch.equal(after[k], v) for k, v in adapters.items() if "lora_B" in k or "lora_A" in k)

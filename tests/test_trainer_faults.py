@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from egail.trainer import GAIL_STATE, NonFiniteTrainingError, latest_complete_checkpoint
+from egail.checkpointing import GAIL_STATE, NonFiniteTrainingError, latest_complete_checkpoint, resolve_checkpoint
 from tests.test_trainer import trainer_factory  # noqa: F401 - fixture
 
 
@@ -69,8 +69,8 @@ def test_half_written_checkpoint_is_skipped_on_resume(trainer_factory, tmp_path,
     assert latest_complete_checkpoint(run) == str(run / "checkpoint-2")
 
     resumed = trainer_factory(max_steps=4, save_strategy="no")
-    with caplog.at_level(logging.WARNING, logger="egail.trainer"):
-        assert resumed._resolve_checkpoint(True) == str(run / "checkpoint-2")
+    with caplog.at_level(logging.WARNING, logger="egail.checkpointing"):
+        assert resolve_checkpoint(resumed.args.output_dir, True) == str(run / "checkpoint-2")
     assert "Skipping incomplete checkpoint" in caplog.text
     with pytest.raises(ValueError, match="checkpoint-4 is incomplete .* resume from .*checkpoint-2"):
         resumed.train(resume_from_checkpoint=str(run / "checkpoint-4"))

@@ -25,7 +25,7 @@ def test_gail_config_parses_and_runs_one_step(config, tiny_overrides, tmp_path):
     assert (out / "model.safetensors").is_file() and (out / "discriminator" / "model.safetensors").is_file()
     assert (out / "training_curves.png").is_file()
     if config.stem == "textgail":
-        assert trainer.args.sentiment_history_weight == 0 and trainer.args.demo_reward == 2.0
+        assert trainer.args.sentiment_history_weight == 0 and trainer.args.demo_advantage == 2.0
     if config.stem == "empathygail":
         assert trainer.args.demo_ratio_start == 0.3 and trainer.args.discriminator_hidden_sizes == [100, 100]
 

@@ -204,7 +204,7 @@ history = st.one_of(st.lists(text, max_size=4), st.lists(value, max_size=3), val
 @given(rows=st.lists(st.fixed_dictionaries({"history": history, "prompt": value, "response": value}),
                      min_size=1, max_size=3), drop=st.sampled_from([None, "history", "prompt", "response"]))  # fmt: skip
 def test_validate_trajectories(rows, drop):
-    from egail.trainer import validate_trajectories
+    from egail.schema import validate_trajectories
 
     if drop:
         rows = [{k: v for k, v in row.items() if k != drop} for row in rows]
@@ -227,7 +227,7 @@ def test_validate_trajectories(rows, drop):
 
 @pytest.mark.parametrize("data", [[{"history": [], "prompt": "hi", "response": "hello"}], {"prompt": ["hi"]}, "rows"])
 def test_validate_trajectories_wants_a_dataset(data):
-    from egail.trainer import validate_trajectories
+    from egail.schema import validate_trajectories
 
     with pytest.raises(TypeError, match="train_dataset must be a datasets.Dataset"):
         validate_trajectories(data, "train_dataset")
@@ -252,9 +252,11 @@ MAX_PROMPT = 64
 def test_prepare_dataset_fits_any_valid_text_into_max_prompt_length(policy_tokenizer, tmp_path, history, prompt,
                                                                     response):  # fmt: skip
     from egail import GAILConfig, GAILTrainer
+    from egail.formatting import response_ids
 
     assume(prompt.strip() and response.strip())
-    args = GAILConfig(output_dir=str(tmp_path), max_prompt_length=MAX_PROMPT, report_to=[], use_cpu=True)
+    args = GAILConfig(output_dir=str(tmp_path), max_prompt_length=MAX_PROMPT, report_to=[], use_cpu=True,
+                      include_oneliners=True)
     dataset = Dataset.from_list([{"history": history, "prompt": prompt, "response": response}])
     state = GAILTrainer.prepare_dataset(dataset, policy_tokenizer, args, "train_dataset")[0]
     ids = policy_tokenizer.apply_chat_template(state["prompt"], tokenize=True, add_generation_prompt=True,
@@ -263,7 +265,7 @@ def test_prepare_dataset_fits_any_valid_text_into_max_prompt_length(policy_token
     assert state["history"] == history[len(history) - len(state["history"]) :]  # oldest turns cut first
     if state["history"]:
         assert state["prompt_text"] == prompt  # the prompt is cut only once no history is left
-    assert state["response_ids"][-1] == policy_tokenizer.eos_token_id
+    assert state["demo_ids"] == response_ids(policy_tokenizer, response)[: args.max_completion_length]
 
 
 def test_prepare_dataset_cuts_the_oldest_history_then_the_start_of_the_prompt(policy_tokenizer, tmp_path):
@@ -290,7 +292,7 @@ def test_prepare_dataset_with_no_room_for_a_prompt_is_a_clear_error(policy_token
 
     args = GAILConfig(output_dir=str(tmp_path), max_prompt_length=5, report_to=[], use_cpu=True)
     rows = Dataset.from_list([{"history": [], "prompt": "A long enough prompt for five tokens", "response": "ok"}])
-    with pytest.raises(ValueError, match="max_prompt_length=5 leaves no room for a prompt"):
+    with pytest.raises(ValueError, match="a budget of 5 tokens leaves no room for a prompt"):
         GAILTrainer.prepare_dataset(rows, policy_tokenizer, args, "train_dataset")
 
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from egail.trainer import GAIL_STATE, latest_complete_checkpoint
+from egail.checkpointing import GAIL_STATE, latest_complete_checkpoint
 from tests.recipes.conftest import PYTHON, RECIPES
 
 RUN_ARGS = [
