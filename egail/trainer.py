@@ -49,6 +49,18 @@ from egail.sentiment import SentimentHistory
 logger = logging.getLogger(__name__)
 
 
+class _DemoRowsFilter(logging.Filter):
+    """TRL warns about each completion that no reward function scored; a GAIL demo is one by design (its reward is
+    ``None`` to keep it out of the group baseline), so that warning is dropped for demo rows, and only for them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("All reward functions returned None") and "'is_demo': True" in message)
+
+
+logging.getLogger("trl.trainer.grpo_trainer").addFilter(_DemoRowsFilter())
+
+
 def completion_text(completion: str | list[dict[str, Any]]) -> str:
     """The text of a completion, conversational (a list of messages) or plain."""
     return completion if isinstance(completion, str) else completion[-1]["content"]

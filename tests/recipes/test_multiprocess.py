@@ -14,8 +14,8 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-def run_two_ranks(tmp_path, tiny_overrides, port: int, **env_extra: str) -> list[dict]:
-    overrides = list(tiny_overrides)
+def run_two_ranks(tmp_path, tiny_overrides, port: int, extra: tuple[str, ...] = (), **env_extra: str) -> list[dict]:
+    overrides = [*tiny_overrides, *extra]
     overrides[overrides.index("--max_steps") + 1] = "2"
     overrides[overrides.index("--generation_batch_size") + 1] = "8"  # 2 ranks x one group of 4
     command = [
@@ -46,3 +46,4 @@ def test_a_nan_discriminator_loss_on_one_rank_skips_the_step_on_both_without_a_h
     # neither rank took a discriminator step (pre-training included): both still hold the initial weights
     assert reports[0]["discriminator"] == reports[1]["discriminator"] == reports[0]["discriminator_at_start"]
     assert reports[0]["policy"] == reports[1]["policy"]
+
