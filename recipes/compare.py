@@ -25,11 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-RECIPES = Path(__file__).resolve().parent
-# As a script, this folder leads sys.path and recipes/evaluate.py would shadow the `evaluate` library.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != RECIPES]
+from egail.cli import run_cli
 
-from egail.cli import run_cli  # noqa: E402
+RECIPES = Path(__file__).resolve().parent
 
 
 def _recipe(name: str):
@@ -142,7 +140,7 @@ def main(argv: list[str] | None = None) -> Path:
                  "--batch-size", str(args.eval_batch_size),
                  "--discriminator", settings.discriminator, "--out", str(out)]
     report_holder = {}
-    stage("evaluation", ["python", "recipes/evaluate.py", *eval_argv],
+    stage("evaluation", ["python", "recipes/evaluate_models.py", *eval_argv],
           lambda: report_holder.update(report=evaluate_models(models, str(data_dir), settings)))
     report_holder["report"].write(out)
 

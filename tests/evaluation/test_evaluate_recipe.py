@@ -1,7 +1,8 @@
-"""recipes/evaluate.py: a real run as a script, and one clear line with exit code 2 for bad input."""
+"""recipes/evaluate_models.py: a real run as a script, and one clear line with exit code 2 for bad input."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,10 +15,10 @@ TINY_FLAGS = ["--max-new-tokens", "3", "--top-p", "1.0", "--seeds", "0", "1", "-
 
 
 def test_script_compares_two_models_on_the_embedded_test_split(tiny_lm_path, tmp_path):
-    """Run as a script (its folder first on sys.path, where it would shadow the `evaluate` library)."""
+    """Run as a script, with its folder first on sys.path."""
     out = tmp_path / "eval"
     command = [
-        PYTHON, str(RECIPES / "evaluate.py"), "--models", f"base={tiny_lm_path}", f"again={tiny_lm_path}",
+        PYTHON, str(RECIPES / "evaluate_models.py"), "--models", f"base={tiny_lm_path}", f"again={tiny_lm_path}",
         "--dataset", "embedded", "--split", "test", "--max-samples", "5", "--out", str(out), *TINY_FLAGS,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=os.environ | {"EGAIL_DEBUG": ""})
@@ -33,8 +34,14 @@ def test_script_compares_two_models_on_the_embedded_test_split(tiny_lm_path, tmp
     assert data["results"]["base"]["bleu"]["all"] == data["results"]["again"]["bleu"]["all"]
 
 
+def test_no_recipe_shadows_an_importable_module():
+    """A script's folder leads sys.path: a recipe named like a package (``evaluate.py``) would hide it."""
+    shadowed = [path.name for path in RECIPES.glob("*.py") if importlib.util.find_spec(path.stem) is not None]
+    assert shadowed == []
+
+
 def test_parse_models():
-    parse = load_recipe("evaluate").parse_models
+    parse = load_recipe("evaluate_models").parse_models
     assert parse(["smollm2-135m-instruct", "gail=outputs/gail"]) == {
         "smollm2-135m-instruct": "smollm2-135m-instruct",
         "gail": "outputs/gail",
@@ -46,7 +53,7 @@ def test_parse_models():
 
 
 def _cli_error(argv: list[str], capsys) -> str:
-    recipe = load_recipe("evaluate")
+    recipe = load_recipe("evaluate_models")
     with pytest.raises(SystemExit) as exit_info:
         recipe.run_cli(recipe.main, argv)
     assert exit_info.value.code == 2

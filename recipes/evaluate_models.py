@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate dialogue models side by side: the paper's Table 2 (1 / 2 / 3+ turns), done with proper metrics.
 
-    python recipes/evaluate.py --models smollm2-135m-instruct sft=outputs/sft gail=outputs/empathygail \
+    python recipes/evaluate_models.py --models smollm2-135m-instruct sft=outputs/sft gail=outputs/empathygail \
         --dataset embedded --split test --out outputs/evaluation
 
 Every model answers the same rows with the same generation settings. Writes results.json (every figure),
@@ -15,14 +15,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-# Run as a script, this file's folder leads sys.path and this file would shadow the `evaluate` library
-# that egail's metrics load; keep the folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from egail.cli import run_cli  # noqa: E402
-from egail.evaluation import EvaluationSettings, GenerationSettings, evaluate_models  # noqa: E402
+from egail.cli import run_cli
+from egail.evaluation import EvaluationSettings, GenerationSettings, evaluate_models
 
 
 def parse_models(items: list[str]) -> dict[str, str]:
