@@ -24,7 +24,6 @@ from egail.data.conversation import (
     ED_EMOTIONS,
     ED_SOURCE,
     EMBEDDED_SOURCE,
-    ONELINERS_SOURCE,
     Conversation,
     ReadResult,
     SkipLog,
@@ -33,6 +32,7 @@ from egail.data.conversation import (
     normalise_dd,
     normalise_ed,
 )
+from egail.schema import ONELINERS_SOURCE
 
 #: The EmpatheticDialogues columns this reader uses (speaker_idx, selfeval and tags may be present too).
 ED_COLUMNS = ("conv_id", "utterance_idx", "context", "prompt", "utterance")
