@@ -30,11 +30,11 @@ from typing import Any
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, ModelCardData, get_token
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, filter_repo_objects, validate_repo_id
 
-from egail.models import SMOLLM2
+from egail.discriminator import DISCRIMINATOR_DIR
+from egail.models import CONVERTED_MARKER, SMOLLM2, SMOLLM2_HUB_ID
 
 logger = logging.getLogger(__name__)
 
-DISCRIMINATOR_DIR = "discriminator"
 CARD_NAME = "README.md"
 TRAINING_CONFIG_NAME = "training_config.json"
 EVALUATION_TABLE = Path("evaluation") / "table.md"
@@ -45,8 +45,6 @@ TAGS = ["egail", "gail", "trl", "empathy", "dialogue"]
 SECRET_KEY_PARTS = ("token", "secret", "password", "api_key", "apikey", "credential")
 REDACTED = "<redacted>"
 
-SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-_CONVERTED_MARKER = "egail_converted.json"  # written by egail.models next to a converted embedded SmolLM2
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 
 #: Settings shown in the card's table (the full configuration is in training_config.json).
@@ -120,7 +118,7 @@ def hub_base_model(name_or_path: str | os.PathLike | None) -> str | None:
 
 
 def _is_embedded_smollm2(name: str) -> bool:
-    return name == SMOLLM2 or (Path(name) / _CONVERTED_MARKER).is_file()
+    return name == SMOLLM2 or (Path(name) / CONVERTED_MARKER).is_file()
 
 
 def _is_hub_id(name: str) -> bool:

@@ -130,9 +130,9 @@ def main(argv: list[str] | None = None) -> Path:
         max_samples=args.eval_samples,
         history_max_turns=2,
         discriminator=str(runs["empathygail"] / "discriminator"),
-        generation=GenerationSettings(
-            max_new_tokens=args.max_new_tokens, seeds=tuple(args.seeds), batch_size=args.eval_batch_size
-        ),
+        generation=GenerationSettings(max_new_tokens=args.max_new_tokens),
+        seeds=tuple(args.seeds),
+        batch_size=args.eval_batch_size,
     )
     eval_argv = ["--models", *(f"{k}={v}" for k, v in models.items()), "--dataset", str(data_dir), "--split", "test",
                  "--max-samples", str(args.eval_samples), "--seeds", *map(str, args.seeds),

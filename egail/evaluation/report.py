@@ -192,7 +192,7 @@ class EvaluationReport:
             f"Dataset `{self.dataset.get('id')}`, split `{self.dataset.get('split')}`, "
             f"{self.dataset.get('rows')} rows. "
             "↑ higher is better, ↓ lower is better; mean ± std over sampling seeds "
-            f"{self.settings.get('generation', {}).get('seeds')}; perplexity is deterministic. Best model in bold.",
+            f"{self.settings.get('seeds', self.settings.get('generation', {}).get('seeds'))}; perplexity is deterministic. Best model in bold.",
             "",
         ]
         lines += self._paper_table()

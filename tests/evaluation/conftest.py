@@ -69,8 +69,8 @@ def toy_emotion_classifier(tiny_encoder_path):
 
 @pytest.fixture(scope="session")
 def tiny_discriminator_path(tmp_path_factory, tiny_encoder_path) -> str:
-    discriminator_module = pytest.importorskip("egail.discriminator", reason="egail.discriminator not available yet")
-    config = discriminator_module.DiscriminatorConfig(encoder=tiny_encoder_path, max_length=64)
+    from egail.discriminator import Discriminator, DiscriminatorConfig
+
     path = tmp_path_factory.mktemp("discriminator")
-    discriminator_module.Discriminator(config).save_pretrained(path)
+    Discriminator(DiscriminatorConfig(encoder=tiny_encoder_path, max_length=64)).save_pretrained(path)
     return str(path)

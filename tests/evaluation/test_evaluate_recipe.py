@@ -29,7 +29,7 @@ def test_script_compares_two_models_on_the_embedded_test_split(tiny_lm_path, tmp
     data = json.loads((out / "results.json").read_text())
     assert list(data["models"]) == ["base", "again"]
     assert data["dataset"] | {"id": "embedded", "split": "test", "rows": 5} == data["dataset"]
-    assert data["settings"]["generation"]["seeds"] == [0, 1] and data["settings"]["emotion_classifier"] is None
+    assert data["settings"]["seeds"] == [0, 1] and data["settings"]["emotion_classifier"] is None
     # Same weights, same seeds, same settings: the same figures.
     assert data["results"]["base"]["bleu"]["all"] == data["results"]["again"]["bleu"]["all"]
 
@@ -86,4 +86,4 @@ def test_bad_input_is_one_line_and_exit_code_2(tiny_lm_path, small_split, tmp_pa
     err = _cli_error(["--models", tiny_lm_path, "--split", "nope", *TINY_FLAGS], capsys)
     assert "no split 'nope'" in err
     err = _cli_error(["--models", tiny_lm_path, "--temperature", "0", *TINY_FLAGS], capsys)
-    assert "temperature > 0" in err
+    assert "temperature must be > 0" in err

@@ -32,7 +32,7 @@ def test_max_samples_is_a_fixed_subset_in_order(small_split):
 
 
 def test_missing_columns_are_named(small_split):
-    with pytest.raises(EvaluationInputError, match="no column\\(s\\) response"):
+    with pytest.raises(EvaluationInputError, match="my split is missing column\\(s\\) \\['response'\\]"):
         select_rows(small_split.remove_columns("response"), "my split")
 
 

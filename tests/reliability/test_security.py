@@ -199,12 +199,14 @@ def test_pickle_only_lora_adapter_is_refused(pickle_only):
 
 
 def test_evaluation_refuses_a_pickle_only_adapter(pickle_only):
-    from egail.evaluation.runner import load_policy
-    from egail.evaluation.trajectories import EvaluationInputError
+    from datasets import Dataset
+
+    from egail.evaluation import EvaluationInputError, EvaluationSettings, evaluate_models
 
     _, adapter, marker = pickle_only
-    with pytest.raises(EvaluationInputError, match="no adapter_model.safetensors"):
-        load_policy(str(adapter), torch.device("cpu"))
+    rows = Dataset.from_list([{"history": [], "prompt": "I lost my keys.", "response": "Oh no!"}])
+    with pytest.raises(EvaluationInputError, match="has no adapter_model.safetensors"):
+        evaluate_models([str(adapter)], rows, EvaluationSettings(emotion_classifier=None, device="cpu"))
     assert not marker.exists()
 
 
