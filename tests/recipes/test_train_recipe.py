@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.recipes.conftest import PYTHON, RECIPES, load_recipe
+from tests.helpers import PYTHON, RECIPES, load_recipe
 
 CONFIGS = sorted((RECIPES / "configs").glob("*.yaml"))
 GAIL_CONFIGS = [c for c in CONFIGS if c.name != "sft.yaml"]
@@ -56,6 +56,41 @@ def test_sft_config_runs_one_step(tmp_path, tiny_lm_path):
     )
     assert trainer.state.global_step == 1
     assert (tmp_path / "sft" / "model.safetensors").is_file() and (tmp_path / "sft" / "tokenizer_config.json").is_file()
+
+
+def test_sft_sees_gails_states_and_learns_only_the_response(tiny_lm_path):
+    """SFT's examples: the state as `fit_state` fits it for GAIL (same turns and token budget), then the response
+    as GAIL's demos end it; only the response carries a loss."""
+    from datasets import Dataset
+
+    from egail.formatting import fit_state, response_ids
+    from egail.models import load_tokenizer
+
+    sft = load_recipe("sft")
+    tokenizer = load_tokenizer(tiny_lm_path)
+    history = [f"turn {i}: " + "words " * 30 for i in range(8)]
+    rows = Dataset.from_list([{"history": history, "prompt": "What now?", "response": "Take a breath."}])
+    args = sft.SFTScriptArguments(history_max_turns=3, max_prompt_length=120)
+    (example,) = sft.tokenize_trajectories(rows, tokenizer, args).to_list()
+    state = fit_state(tokenizer, history, "What now?", 120, history_max_turns=3)
+    assert len(state.history) < 6, "the token budget, not only the turn cap, shortened the history"
+    answer = response_ids(tokenizer, "Take a breath.")
+    assert example["input_ids"] == state.input_ids + answer
+    assert example["labels"] == [-100] * len(state.input_ids) + answer
+    defaults = sft.SFTScriptArguments()
+    from egail import GAILConfig
+
+    gail = GAILConfig(output_dir="unused", report_to="none")
+    assert (defaults.max_prompt_length, defaults.history_max_turns, defaults.system_prompt) == (
+        gail.max_prompt_length, gail.history_max_turns, gail.system_prompt,
+    )
+
+
+def test_sft_and_gail_share_their_script_arguments():
+    from egail.scripts import ScriptArguments
+
+    assert load_recipe("train").ScriptArguments is ScriptArguments
+    assert issubclass(load_recipe("sft").SFTScriptArguments, ScriptArguments)
 
 
 def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
