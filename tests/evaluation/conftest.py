@@ -45,7 +45,7 @@ def staggered_rows() -> list[dict]:
     return rows
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def small_split():
     """6 conversation rows (buckets 1: 3, 2: 2, 3+: 1) and one one-liner, in the trajectory schema."""
     import datasets

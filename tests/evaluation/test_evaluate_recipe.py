@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.recipes.conftest import PYTHON, RECIPES, load_recipe
+from tests.helpers import PYTHON, RECIPES, load_recipe
 
 TINY_FLAGS = ["--max-new-tokens", "3", "--top-p", "1.0", "--seeds", "0", "1", "--no-emotion", "--device", "cpu"]
 

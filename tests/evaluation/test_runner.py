@@ -30,13 +30,8 @@ def tiny_lm_twin(tmp_path_factory, tiny_lm_path) -> str:
 
 
 @pytest.fixture(scope="module")
-def report(tiny_lm_path, tiny_lm_twin, tiny_discriminator_path, toy_emotion_classifier) -> EvaluationReport:
-    import datasets
-
-    from egail.data import FEATURES
-    from tests.evaluation.conftest import staggered_rows
-
-    split = datasets.Dataset.from_list(staggered_rows(), features=FEATURES)
+def report(tiny_lm_path, tiny_lm_twin, tiny_discriminator_path, toy_emotion_classifier, small_split) -> EvaluationReport:
+    split = small_split
     settings = EvaluationSettings(
         generation=FAST,
         seeds=(0, 1),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.recipes.conftest import load_recipe
+from tests.helpers import load_recipe
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import RECIPES
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 @pytest.mark.multiprocess

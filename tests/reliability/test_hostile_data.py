@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from egail.data import ED_EMOTIONS, build_dataset
-from egail.formatting import build_messages
 from egail.data.conversation import Skip
+from egail.formatting import build_messages
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

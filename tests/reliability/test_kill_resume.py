@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from egail.trainer import GAIL_STATE, latest_complete_checkpoint
-from tests.recipes.conftest import PYTHON, RECIPES
+from tests.helpers import PYTHON, RECIPES
 
 RUN_ARGS = [
     "--max_steps", "6",
@@ -162,9 +162,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_overrides, tiny_l
 
 def test_one_seed_gives_one_discriminator_whatever_ran_before(tmp_path, tiny_lm_path, tiny_encoder_path):
     """A resumed run is only comparable to a fresh one if a fresh one is itself reproducible."""
-    from tests.test_trainer import make_args, trajectories
-
     from egail import GAILTrainer
+    from tests.test_trainer import make_args, trajectories
 
     heads = []
     for noise in (1, 2):

@@ -25,9 +25,7 @@ import httpx
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT
-from tests.recipes.conftest import load_recipe
-from tests.space.conftest import space_app  # noqa: F401 - fixture
+from tests.helpers import REPO_ROOT, load_recipe
 from tests.test_trainer import trainer_factory  # noqa: F401 - fixture
 
 SOURCES = sorted([*(REPO_ROOT / "egail").rglob("*.py"), *(REPO_ROOT / "space").glob("*.py"),
