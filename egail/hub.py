@@ -61,6 +61,7 @@ _CARD_CONFIG_KEYS = (
 )  # fmt: skip
 _CARD_CONFIG_PREFIXES = ("discriminator_", "demo_")
 
+
 # ------------------------------------------------------------------------------------------- the run folder
 def run_kind(run_dir: str | os.PathLike) -> str:
     """``"adapter"`` or ``"full"``; a FileNotFoundError lists everything a pushable run is missing."""

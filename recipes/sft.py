@@ -31,9 +31,13 @@ class SFTScriptArguments(ScriptArguments):
     )
     max_prompt_length: int | None = field(
         default=GAILConfig.max_prompt_length,
-        metadata={"help": "Tokens kept of a state (history + prompt), as GAIL's max_prompt_length; oldest turns go first."},
+        metadata={
+            "help": "Tokens kept of a state (history + prompt), as GAIL's max_prompt_length; oldest turns go first."
+        },
     )
-    system_prompt: str | None = field(default=GAILConfig.system_prompt, metadata={"help": "System message of every state."})
+    system_prompt: str | None = field(
+        default=GAILConfig.system_prompt, metadata={"help": "System message of every state."}
+    )
 
 
 def tokenize_trajectories(dataset, tokenizer, script_args: SFTScriptArguments):

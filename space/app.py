@@ -26,11 +26,11 @@ import gradio as gr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # emotion.py beside this file, on a Space too
 
-from emotion import EmotionReader, vader_sentiment  # noqa: E402
-
 from egail.chat import EmpatheticResponder, GenerationSettings  # noqa: E402
 from egail.models import SMOLLM2, SMOLLM2_HUB_ID  # noqa: E402
 from egail.safety import CRISIS_LINES  # noqa: E402
+
+from emotion import EmotionReader, vader_sentiment  # noqa: E402
 
 logger = logging.getLogger("egail.space")
 

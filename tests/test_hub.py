@@ -84,8 +84,13 @@ def pushed(tmp_path_factory, tiny_lm_path, tiny_encoder_path):
     """The stand-in after both pushes, the script's results, its whole output, and the local run folders."""
     work = tmp_path_factory.mktemp("hub-runs")
     with HubStandIn(token=TOKEN) as hub:
-        env = {**os.environ, **hub.env(), "HF_HOME": str(work / "hf-home"), "PYTHONPATH": str(REPO_ROOT),
-               "HF_DEBUG": "1"}  # HF_DEBUG: huggingface_hub logs every request (as a curl command)
+        env = {
+            **os.environ,
+            **hub.env(),
+            "HF_HOME": str(work / "hf-home"),
+            "PYTHONPATH": str(REPO_ROOT),
+            "HF_DEBUG": "1",
+        }  # HF_DEBUG: huggingface_hub logs every request (as a curl command)
         process = subprocess.run(
             [sys.executable, "-c", PUSH_SCRIPT, tiny_lm_path, tiny_encoder_path, str(work)],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,

@@ -39,6 +39,7 @@ ED_COLUMNS = ("conv_id", "utterance_idx", "context", "prompt", "utterance")
 #: The columns of the Hub's ``daily_dialog`` parquet layout that this reader uses (``act`` is not needed).
 DD_PARQUET_COLUMNS = ("dialog", "emotion")
 
+
 class LayoutError(ValueError):
     """A file whose columns are not the corpus's: an error for a file named on its own, a skip in a folder."""
 
@@ -271,9 +272,7 @@ def _dd_conversation(
     )
 
 
-def _dd_labels(
-    raw: list[Any] | None, count: int, where: tuple[str, int], log: SkipLog
-) -> list[str | None]:
+def _dd_labels(raw: list[Any] | None, count: int, where: tuple[str, int], log: SkipLog) -> list[str | None]:
     """Emotion names for ``count`` utterances; all null (and logged) when the label line does not fit."""
     unknown: list[str | None] = [None] * count
     if raw is None:

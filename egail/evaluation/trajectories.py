@@ -20,7 +20,6 @@ ALL = "all"
 BUCKET_LABELS = {"1": "1 turn", "2": "2 turns", "3+": "3+ turns", ALL: "all"}
 
 
-
 class EvaluationInputError(ValueError):
     """The data or a model given to the evaluation cannot be evaluated (the message says why)."""
 

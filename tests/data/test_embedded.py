@@ -64,6 +64,8 @@ def test_load_trajectories_embedded_is_split_by_conversation():
     conversations = read_embedded_conversations(CONVERSATIONS)
     assert sources["embedded"] == sum(len(c.utterances) // 2 for c in conversations)
     for name, ratio in (("train", 0.7), ("test", 0.2), ("validation", 0.1)):
-        share = len({c for c, s in zip(dataset[name]["conv_id"], dataset[name]["source"], strict=True) if s == "embedded"})
+        share = len(
+            {c for c, s in zip(dataset[name]["conv_id"], dataset[name]["source"], strict=True) if s == "embedded"}
+        )
         assert abs(share - ratio * len(conversations)) <= 1
     assert load_trajectories("embedded", seed=1)["train"]["conv_id"] != dataset["train"]["conv_id"]

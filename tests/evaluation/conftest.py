@@ -63,7 +63,10 @@ def toy_emotion_classifier(tiny_encoder_path):
     texts = ["Congratulations!", "So sorry for your loss.", "Are you safe?", "Great news!", "That is sad.", "Scary!"]
     labels = ["joyful", "sad", "afraid", "joyful", "sad", "afraid"]
     return train_emotion_classifier(
-        (texts, labels), (texts, labels), labels=["afraid", "joyful", "sad"], encoder=SentenceEncoder(tiny_encoder_path)
+        (texts, labels),
+        (texts, labels),
+        labels=["afraid", "joyful", "sad"],
+        encoder=SentenceEncoder(tiny_encoder_path),
     )
 
 

@@ -30,7 +30,9 @@ def tiny_lm_twin(tmp_path_factory, tiny_lm_path) -> str:
 
 
 @pytest.fixture(scope="module")
-def report(tiny_lm_path, tiny_lm_twin, tiny_discriminator_path, toy_emotion_classifier, small_split) -> EvaluationReport:
+def report(
+    tiny_lm_path, tiny_lm_twin, tiny_discriminator_path, toy_emotion_classifier, small_split
+) -> EvaluationReport:
     split = small_split
     settings = EvaluationSettings(
         generation=FAST,

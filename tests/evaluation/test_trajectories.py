@@ -8,7 +8,9 @@ import pytest
 from egail.evaluation.trajectories import EvaluationInputError, bucket_of, select_rows
 
 
-@pytest.mark.parametrize(("history_length", "bucket"), [(0, "1"), (1, "2"), (2, "2"), (3, "3+"), (4, "3+"), (10, "3+")])
+@pytest.mark.parametrize(
+    ("history_length", "bucket"), [(0, "1"), (1, "2"), (2, "2"), (3, "3+"), (4, "3+"), (10, "3+")]
+)
 def test_bucket_counts_earlier_turns(history_length, bucket):
     assert bucket_of(["u"] * history_length) == bucket
 

@@ -22,8 +22,18 @@ def test_two_processes_keep_identical_policy_and_discriminator(tmp_path, tiny_ov
     overrides[step_index] = "2"
     overrides[overrides.index("--generation_batch_size") + 1] = "8"  # 2 ranks x 4
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-        str(WORKER), str(tmp_path), "--config", str(RECIPES / "configs" / "quickstart-cpu.yaml"), *overrides,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        str(WORKER),
+        str(tmp_path),
+        "--config",
+        str(RECIPES / "configs" / "quickstart-cpu.yaml"),
+        *overrides,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)

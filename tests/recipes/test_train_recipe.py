@@ -33,7 +33,17 @@ def test_gail_config_parses_and_runs_one_step(config, tiny_overrides, tmp_path):
 def test_lora_flag_trains_an_adapter(tiny_overrides, tmp_path):
     config = RECIPES / "configs" / "quickstart-cpu.yaml"
     load_recipe("train").main(
-        ["--config", str(config), *tiny_overrides, "--use_peft", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj"]
+        [
+            "--config",
+            str(config),
+            *tiny_overrides,
+            "--use_peft",
+            "--lora_r",
+            "4",
+            "--lora_target_modules",
+            "q_proj",
+            "v_proj",
+        ]
     )
     assert (tmp_path / "out" / "adapter_config.json").is_file()
     assert (tmp_path / "out" / "discriminator" / "config.json").is_file()
@@ -42,20 +52,32 @@ def test_lora_flag_trains_an_adapter(tiny_overrides, tmp_path):
 def test_sft_config_runs_one_step(tmp_path, tiny_lm_path):
     trainer = load_recipe("sft").main(
         [
-            "--config", str(RECIPES / "configs" / "sft.yaml"),
-            "--model_name_or_path", tiny_lm_path,
-            "--dataset_name", "embedded",
-            "--output_dir", str(tmp_path / "sft"),
-            "--max_steps", "1",
-            "--per_device_train_batch_size", "2",
-            "--use_cpu", "true",
-            "--bf16", "false",
-            "--report_to", "none",
-            "--warmup_steps", "0",
+            "--config",
+            str(RECIPES / "configs" / "sft.yaml"),
+            "--model_name_or_path",
+            tiny_lm_path,
+            "--dataset_name",
+            "embedded",
+            "--output_dir",
+            str(tmp_path / "sft"),
+            "--max_steps",
+            "1",
+            "--per_device_train_batch_size",
+            "2",
+            "--use_cpu",
+            "true",
+            "--bf16",
+            "false",
+            "--report_to",
+            "none",
+            "--warmup_steps",
+            "0",
         ]
     )
     assert trainer.state.global_step == 1
-    assert (tmp_path / "sft" / "model.safetensors").is_file() and (tmp_path / "sft" / "tokenizer_config.json").is_file()
+    assert (tmp_path / "sft" / "model.safetensors").is_file() and (
+        tmp_path / "sft" / "tokenizer_config.json"
+    ).is_file()
 
 
 def test_sft_sees_gails_states_and_learns_only_the_response(tiny_lm_path):
@@ -82,7 +104,9 @@ def test_sft_sees_gails_states_and_learns_only_the_response(tiny_lm_path):
 
     gail = GAILConfig(output_dir="unused", report_to="none")
     assert (defaults.max_prompt_length, defaults.history_max_turns, defaults.system_prompt) == (
-        gail.max_prompt_length, gail.history_max_turns, gail.system_prompt,
+        gail.max_prompt_length,
+        gail.history_max_turns,
+        gail.system_prompt,
     )
 
 
@@ -95,7 +119,11 @@ def test_sft_and_gail_share_their_script_arguments():
 
 def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [PYTHON, str(RECIPES / "train.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=300,
+        [PYTHON, str(RECIPES / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
 
@@ -121,7 +149,10 @@ def test_missing_dataset_is_a_clean_error(tmp_path, capsys):
     from egail.cli import run_cli
 
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(load_recipe("train").main, ["--dataset_name", str(tmp_path / "no-such-data"), "--output_dir", str(tmp_path)])
+        run_cli(
+            load_recipe("train").main,
+            ["--dataset_name", str(tmp_path / "no-such-data"), "--output_dir", str(tmp_path)],
+        )
     assert exit_info.value.code == 2
     assert "no-such-data" in capsys.readouterr().err
 

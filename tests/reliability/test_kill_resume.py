@@ -150,7 +150,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_overrides, tiny_l
         _assert_same_weights(reference / name, killed / name)
     with pytest.raises(AssertionError):  # training moved the policy, so equal weights mean an exact resume
         _assert_same_weights(Path(tiny_lm_path) / "model.safetensors", killed / "model.safetensors")
-    _assert_same_weights(reference / "checkpoint-6" / "model.safetensors", killed / "checkpoint-6" / "model.safetensors")
+    _assert_same_weights(
+        reference / "checkpoint-6" / "model.safetensors", killed / "checkpoint-6" / "model.safetensors"
+    )
     reference_gail = json.loads((reference / "checkpoint-6" / GAIL_STATE).read_text())
     resumed_gail = json.loads((killed / "checkpoint-6" / GAIL_STATE).read_text())
     assert resumed_gail["global_step"] == reference_gail["global_step"] == 6
@@ -169,6 +171,8 @@ def test_one_seed_gives_one_discriminator_whatever_ran_before(tmp_path, tiny_lm_
     for noise in (1, 2):
         torch.manual_seed(noise)  # what a caller did before building the trainer must not matter
         args = make_args(tmp_path, discriminator_encoder=tiny_encoder_path, seed=3)
-        heads.append(GAILTrainer(tiny_lm_path, args=args, train_dataset=trajectories()).discriminator.head.state_dict())
+        heads.append(
+            GAILTrainer(tiny_lm_path, args=args, train_dataset=trajectories()).discriminator.head.state_dict()
+        )
     for key, value in heads[0].items():
         assert torch.equal(value, heads[1][key]), key

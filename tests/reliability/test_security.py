@@ -96,7 +96,9 @@ def remote_code_repo(tmp_path, tiny_lm_path, monkeypatch) -> tuple[Path, Path]:
     config = json.loads((repo / "config.json").read_text())
     (repo / "config.json").write_text(json.dumps({**config, "model_type": "sneaky", "auto_map": auto_map}))
     tokenizer_config = json.loads((repo / "tokenizer_config.json").read_text())
-    tokenizer_config.update(auto_map={"AutoTokenizer": [None, "sneaky.SneakyTokenizer"]}, tokenizer_class="SneakyTokenizer")
+    tokenizer_config.update(
+        auto_map={"AutoTokenizer": [None, "sneaky.SneakyTokenizer"]}, tokenizer_class="SneakyTokenizer"
+    )
     (repo / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
     monkeypatch.setattr("builtins.input", lambda *args: "y")  # a user who would say yes to the prompt
@@ -112,7 +114,9 @@ def test_the_remote_code_trap_works(remote_code_repo):
     assert marker.is_file()
 
 
-@pytest.mark.parametrize("loader", ["load_causal_lm", "load_tokenizer", "discriminator_encoder", "responder", "recipe"])
+@pytest.mark.parametrize(
+    "loader", ["load_causal_lm", "load_tokenizer", "discriminator_encoder", "responder", "recipe"]
+)
 def test_custom_code_is_refused_by_every_loader(remote_code_repo, loader, tiny_encoder_path, tmp_path):
     from egail.chat import EmpatheticResponder
     from egail.discriminator import Discriminator, DiscriminatorConfig
@@ -124,10 +128,22 @@ def test_custom_code_is_refused_by_every_loader(remote_code_repo, loader, tiny_e
         "load_tokenizer": lambda: load_tokenizer(str(repo)),
         "discriminator_encoder": lambda: Discriminator(DiscriminatorConfig(encoder=str(repo))),
         "responder": lambda: EmpatheticResponder.from_pretrained(str(repo), device="cpu"),
-        "recipe": lambda: load_recipe("train").main([
-            "--model_name_or_path", str(repo), "--discriminator_encoder", tiny_encoder_path,
-            "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--use_cpu", "true", "--report_to", "none",
-        ]),  # fmt: skip
+        "recipe": lambda: load_recipe("train").main(
+            [
+                "--model_name_or_path",
+                str(repo),
+                "--discriminator_encoder",
+                tiny_encoder_path,
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--max_steps",
+                "1",
+                "--use_cpu",
+                "true",
+                "--report_to",
+                "none",
+            ]
+        ),  # fmt: skip
     }[loader]
     with pytest.raises(ValueError, match="trust_remote_code=True"):
         load()
@@ -142,7 +158,9 @@ def test_a_saved_discriminator_with_custom_tokenizer_code_is_refused(remote_code
     Discriminator(DiscriminatorConfig(encoder=tiny_encoder_path)).save_pretrained(saved)
     shutil.copy(repo / "sneaky.py", saved)
     tokenizer_config = json.loads((saved / "tokenizer_config.json").read_text())
-    tokenizer_config.update(auto_map={"AutoTokenizer": [None, "sneaky.SneakyTokenizer"]}, tokenizer_class="SneakyTokenizer")
+    tokenizer_config.update(
+        auto_map={"AutoTokenizer": [None, "sneaky.SneakyTokenizer"]}, tokenizer_class="SneakyTokenizer"
+    )
     (saved / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     with pytest.raises(ValueError, match="trust_remote_code=True"):
         Discriminator.from_pretrained(saved)

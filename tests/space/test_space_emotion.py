@@ -53,7 +53,9 @@ def test_emotion_reading_on_dailydialog(emotion_reader, raw_data):
         rows = [j for j, i in enumerate(keep) if gold[i] == name]
         recalls[name] = sum(predicted[j] == name for j in rows) / len(rows)
     balanced = sum(recalls.values()) / len(recalls)
-    print(f"emotion reader on DailyDialog validation: balanced accuracy {balanced:.3f} (chance {1 / 7:.3f}); {recalls}")
+    print(
+        f"emotion reader on DailyDialog validation: balanced accuracy {balanced:.3f} (chance {1 / 7:.3f}); {recalls}"
+    )
     assert balanced >= 0.35
 
 
