@@ -132,17 +132,12 @@ class EmpatheticResponder:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    defaults = GenerationSettings()
     parser = argparse.ArgumentParser(
         prog="python -m egail.chat",
         description="Chat with an egail model in the terminal. A research demo, not therapy.",
     )
     parser.add_argument("model", help="embedded name (smollm2-135m-instruct), local folder, Hub id or LoRA adapter")
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    parser.add_argument("--temperature", type=float, default=defaults.temperature)
-    parser.add_argument("--top-p", type=float, default=defaults.top_p)
-    parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
-    parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    GenerationSettings.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=None, help="re-seed before every reply (reproducible)")
     parser.add_argument("--max-turns", type=int, default=None, help="keep at most this many past turns")
     parser.add_argument("--system", default=None, help="system prompt (only if the model was trained with one)")
@@ -152,14 +147,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        do_sample=not args.greedy,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
-    )
+    settings = GenerationSettings.from_arguments(args, seed=args.seed)
     responder = EmpatheticResponder.from_pretrained(
         args.model, settings=settings, guard=not args.no_guard, system=args.system, max_turns=args.max_turns
     )

@@ -8,6 +8,7 @@ and end the reply with `egail.formatting.decode_reply`; only the guard and the f
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -62,6 +63,31 @@ class GenerationSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @staticmethod
+    def add_arguments(parser: Any) -> None:
+        """Add the command-line flags of every field but ``seed`` to ``parser`` (an ``argparse`` parser or argument
+        group): the chat and the evaluation recipe take the same flags, with the same defaults."""
+        defaults = GenerationSettings()
+        parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+        parser.add_argument("--temperature", type=float, default=defaults.temperature)
+        parser.add_argument("--top-p", type=float, default=defaults.top_p)
+        parser.add_argument("--top-k", type=int, default=defaults.top_k, help="0 turns top-k off")
+        parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+        parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace, seed: int | None = None) -> GenerationSettings:
+        """The settings given by the flags of `add_arguments`."""
+        return cls(
+            max_new_tokens=args.max_new_tokens,
+            do_sample=not args.greedy,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            repetition_penalty=args.repetition_penalty,
+            seed=seed,
+        )
 
 
 def context_window(model: Any, tokenizer: Any, cap: int | None = None) -> int:

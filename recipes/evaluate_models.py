@@ -35,7 +35,7 @@ def parse_models(items: list[str]) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults, evaluation_defaults = GenerationSettings(), EvaluationSettings()
+    defaults = EvaluationSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True, metavar="NAME[=PATH]", help="models to compare")
     parser.add_argument("--dataset", default="embedded", help="'embedded', a dataset folder, or a Hub id")
@@ -53,29 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-length", type=int, default=1024, help="most tokens per scored state")
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
     generation = parser.add_argument_group("generation (the same for every model)")
-    generation.add_argument("--seeds", nargs="+", type=int, default=list(evaluation_defaults.seeds))
-    generation.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    generation.add_argument("--temperature", type=float, default=defaults.temperature)
-    generation.add_argument("--top-p", type=float, default=defaults.top_p)
-    generation.add_argument("--top-k", type=int, default=defaults.top_k, help="0 turns top-k off")
-    generation.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
-    generation.add_argument("--greedy", action="store_true", help="greedy decoding (one seed)")
-    generation.add_argument("--batch-size", type=int, default=evaluation_defaults.batch_size)
+    generation.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds))
+    GenerationSettings.add_arguments(generation)
+    generation.add_argument("--batch-size", type=int, default=defaults.batch_size)
     return parser
 
 
 def main(argv: list[str] | None = None):
     args = build_parser().parse_args(argv)
-    generation = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        do_sample=not args.greedy,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        repetition_penalty=args.repetition_penalty,
-    )
     settings = EvaluationSettings(
-        generation=generation,
+        generation=GenerationSettings.from_arguments(args),
         seeds=tuple(args.seeds),
         batch_size=args.batch_size,
         split=args.split,
