@@ -44,51 +44,48 @@ def time_repeats(function, repeats: int, device: str) -> float:
     return common.median(times)
 
 
+def measure(args, frozen: bool, sizes: list[int]) -> list[dict]:
+    """Scoring and update throughput of one discriminator (encoder trained or frozen) at each batch size."""
+    from egail.discriminator import log_loss_step
+
+    discriminator = common.build_discriminator(args.assets, freeze_encoder=frozen, max_length=args.max_length)
+    discriminator.to(args.device)
+    optimizer = torch.optim.AdamW([p for p in discriminator.parameters() if p.requires_grad], lr=1e-4)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device == "cuda")
+    rows = []
+    for size in sizes:
+        histories, prompts, experts, others = pairs(size)
+        half = size // 2
+        tokens = int(discriminator.tokenize(histories, prompts, experts)["attention_mask"].sum())
+
+        def score(histories=histories, prompts=prompts, experts=experts, size=size):
+            with autocast:
+                discriminator.score(histories, prompts, experts, batch_size=size)
+
+        def update(histories=histories[:half], prompts=prompts[:half], experts=experts[:half], others=others[:half]):
+            with autocast:  # the trainer's own step (GAILTrainer.update_discriminator calls log_loss_step)
+                log_loss_step(discriminator, optimizer, histories, prompts, experts, others).loss.item()
+
+        score_s = time_repeats(score, args.repeats, args.device)
+        update_s = time_repeats(update, args.repeats, args.device)
+        rows.append({
+            "encoder": "frozen" if frozen else "trained",
+            "batch": size,
+            "tokens/pair": tokens / size,
+            "score s": score_s,
+            "score pairs/s": size / score_s,
+            "update s": update_s,
+            "update pairs/s": size / update_s,
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     args = parse_args()
     common.setup(args)
-    from egail.discriminator import Discriminator
-
     sizes = [int(s) for s in args.batch_sizes.split(",")]
-    rows = []
-    for frozen in (False, True):
-        discriminator = common.build_discriminator(args.assets, freeze_encoder=frozen, max_length=args.max_length)
-        discriminator.to(args.device)
-        optimizer = torch.optim.AdamW([p for p in discriminator.parameters() if p.requires_grad], lr=1e-4)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device == "cuda")
-        for size in sizes:
-            histories, prompts, experts, others = pairs(size)
-            tokens = int(discriminator.tokenize(histories, prompts, experts)["attention_mask"].sum())
-
-            def score():
-                with autocast:
-                    discriminator.score(histories, prompts, experts, batch_size=size)
-
-            def update():
-                half = size // 2
-                discriminator.train()
-                with autocast:
-                    logits = discriminator.logits(histories[:half] * 2, prompts[:half] * 2,
-                                                  experts[:half] + others[:half]).float()
-                loss = Discriminator.loss(logits[:half], logits[half:])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss.item()
-
-            score_s = time_repeats(score, args.repeats, args.device)
-            update_s = time_repeats(update, args.repeats, args.device)
-            rows.append({
-                "encoder": "frozen" if frozen else "trained",
-                "batch": size,
-                "tokens/pair": tokens / size,
-                "score s": score_s,
-                "score pairs/s": size / score_s,
-                "update s": update_s,
-                "update pairs/s": size / update_s,
-            })
-            print(rows[-1], flush=True)
-        del discriminator, optimizer
+    rows = [row for frozen in (False, True) for row in measure(args, frozen, sizes)]
     tables = {"Discriminator scoring and update against batch size": common.markdown_table(rows)}
     common.write_results("discriminator", args, {"rows": rows}, tables)
 

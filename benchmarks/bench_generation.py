@@ -41,11 +41,21 @@ def main() -> None:
     args.batch = args.minibatch = max(sizes)
     args.num_generations, args.fixed_length = 2, True
     with tempfile.TemporaryDirectory() as output_dir:
-        config = GAILConfig(**common.common_fields(args, output_dir), discriminator_pretrain_steps=0,
-                            max_prompt_length=args.max_prompt_length,
-                            demo_ratio_start=0.0, demo_ratio_end=0.0, sentiment_history_weight=0.0)
-        trainer = GAILTrainer(policy, args=config, train_dataset=common.expert_dataset(), processing_class=tokenizer,
-                              discriminator=common.build_discriminator(args.assets, freeze_encoder=True))
+        config = GAILConfig(
+            **common.common_fields(args, output_dir),
+            discriminator_pretrain_steps=0,
+            max_prompt_length=args.max_prompt_length,
+            demo_ratio_start=0.0,
+            demo_ratio_end=0.0,
+            sentiment_history_weight=0.0,
+        )
+        trainer = GAILTrainer(
+            policy,
+            args=config,
+            train_dataset=common.expert_dataset(),
+            processing_class=tokenizer,
+            discriminator=common.build_discriminator(args.assets, freeze_encoder=True),
+        )
         model = trainer.accelerator.prepare_model(trainer.model, evaluation_mode=True)
         trainer.model_wrapped = model
         model.eval()
@@ -64,16 +74,20 @@ def main() -> None:
                 times.append(common.clock(args.device) - start)
             tokens = sum(len(c) for c in completions)
             seconds = common.median(times)
-            rows.append({
-                "batch": size,
-                "prompt tokens (mean)": sum(len(p) for p in batch) / size,
-                "completion tokens": tokens,
-                "seconds": seconds,
-                "tokens/s": tokens / seconds,
-                "ms/token step": 1000 * seconds / args.max_completion_length,
-            })
+            rows.append(
+                {
+                    "batch": size,
+                    "prompt tokens (mean)": sum(len(p) for p in batch) / size,
+                    "completion tokens": tokens,
+                    "seconds": seconds,
+                    "tokens/s": tokens / seconds,
+                    "ms/token step": 1000 * seconds / args.max_completion_length,
+                }
+            )
             print(rows[-1], flush=True)
-    tables = {f"Rollout generation, {args.policy}, {args.max_completion_length} new tokens": common.markdown_table(rows)}
+    tables = {
+        f"Rollout generation, {args.policy}, {args.max_completion_length} new tokens": common.markdown_table(rows)
+    }
     common.write_results("generation", args, {"rows": rows}, tables)
 
 

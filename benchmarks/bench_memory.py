@@ -38,12 +38,19 @@ def parse_args():
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--policies", default=",".join(common.POLICIES))
     parser.add_argument("--modes", default="full,lora")
-    parser.add_argument("--batch-sizes", default=None,
-                        help="Batches to try (default: 8 on CPU; 8,16,...,256 on CUDA, stopping past 12 GB).")
+    parser.add_argument(
+        "--batch-sizes",
+        default=None,
+        help="Batches to try (default: 8 on CPU; 8,16,...,256 on CUDA, stopping past 12 GB).",
+    )
     parser.add_argument("--max-completion-length", type=int, default=64)
     parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="Configurations measured at once (CUDA peaks are per process, so they stay exact).")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="Configurations measured at once (CUDA peaks are per process, so they stay exact).",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -63,16 +70,30 @@ def measure(args, policy_name: str, mode: str, batch: int, tokenizer) -> dict:
     args.batch = args.minibatch = batch
     args.num_generations, args.fixed_length = 2, True
     with tempfile.TemporaryDirectory() as output_dir:
-        config = GAILConfig(**common.common_fields(args, output_dir, gradient_checkpointing=args.gradient_checkpointing),
-                            discriminator_pretrain_steps=0, max_prompt_length=args.max_prompt_length,
-                            demo_ratio_start=0.0, demo_ratio_end=0.0)
-        trainer = GAILTrainer(policy, args=config, train_dataset=common.expert_dataset(), processing_class=tokenizer,
-                              discriminator=common.build_discriminator(args.assets, freeze_encoder=False, pretrained=False),
-                              peft_config=common.lora_config(policy_name) if mode == "lora" else None)
+        config = GAILConfig(
+            **common.common_fields(args, output_dir, gradient_checkpointing=args.gradient_checkpointing),
+            discriminator_pretrain_steps=0,
+            max_prompt_length=args.max_prompt_length,
+            demo_ratio_start=0.0,
+            demo_ratio_end=0.0,
+        )
+        trainer = GAILTrainer(
+            policy,
+            args=config,
+            train_dataset=common.expert_dataset(),
+            processing_class=tokenizer,
+            discriminator=common.build_discriminator(args.assets, freeze_encoder=False, pretrained=False),
+            peft_config=common.lora_config(policy_name) if mode == "lora" else None,
+        )
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         stepper = common.Stepper(trainer)
-        row = {"policy": policy_name, "mode": mode, "batch": batch, "params (M)": parameters / 1e6,
-               "trainable (M)": trainable / 1e6}
+        row = {
+            "policy": policy_name,
+            "mode": mode,
+            "batch": batch,
+            "params (M)": parameters / 1e6,
+            "trainable (M)": trainable / 1e6,
+        }
         if args.device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -107,7 +128,9 @@ def child(args) -> None:
     tokenizer = common.load_policy_tokenizer(args.assets)
     if args.device == "cuda":
         # Children share the GPU: cap each well above the 12 GB budget, so a neighbour never causes an OOM.
-        torch.cuda.set_per_process_memory_fraction(min(1.0, 2.2 * 12 * 1e9 / torch.cuda.get_device_properties(0).total_memory))
+        torch.cuda.set_per_process_memory_fraction(
+            min(1.0, 2.2 * 12 * 1e9 / torch.cuda.get_device_properties(0).total_memory)
+        )
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
         row = measure(args, policy_name, mode, batch, tokenizer)
         print("ROW " + json.dumps(row), flush=True)
@@ -129,11 +152,24 @@ def parent(args) -> None:
 
 
 def run_child(args, policy_name: str, mode: str) -> list[dict]:
-    command = [sys.executable, __file__, "--child", f"{policy_name}:{mode}", "--device", args.device,
-               "--batch-sizes", args.batch_sizes, "--max-completion-length", str(args.max_completion_length),
-               "--seed", str(args.seed), "--max-prompt-length", str(args.max_prompt_length),
-               *(["--threads", str(args.threads)] if args.threads else []),
-               "--gradient-checkpointing" if args.gradient_checkpointing else "--no-gradient-checkpointing"]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        f"{policy_name}:{mode}",
+        "--device",
+        args.device,
+        "--batch-sizes",
+        args.batch_sizes,
+        "--max-completion-length",
+        str(args.max_completion_length),
+        "--seed",
+        str(args.seed),
+        "--max-prompt-length",
+        str(args.max_prompt_length),
+        *(["--threads", str(args.threads)] if args.threads else []),
+        "--gradient-checkpointing" if args.gradient_checkpointing else "--no-gradient-checkpointing",
+    ]
     if args.assets:
         command += ["--assets", args.assets]
     # glibc keeps freed heap memory, and with it RSS, at its high-water mark; these make it return memory at
@@ -159,15 +195,23 @@ def largest_fitting(rows: list[dict]) -> list[dict]:
     """Per (policy, mode): the largest measured batch that fits, and a linear extrapolation from the last two."""
     out = []
     for key in dict.fromkeys((r["policy"], r["mode"]) for r in rows):
-        measured = [r for r in rows if (r["policy"], r["mode"]) == key and "peak reserved GiB" in r and not r.get("oom")]
+        measured = [
+            r for r in rows if (r["policy"], r["mode"]) == key and "peak reserved GiB" in r and not r.get("oom")
+        ]
         fits = [r for r in measured if r["fits 12 GB"]]
-        row = {"policy": key[0], "mode": key[1], "largest batch measured to fit": max((r["batch"] for r in fits), default=0)}
+        row = {
+            "policy": key[0],
+            "mode": key[1],
+            "largest batch measured to fit": max((r["batch"] for r in fits), default=0),
+        }
         if len(measured) >= 2:
             a, b = measured[-2], measured[-1]
             slope = (b["peak allocated GiB"] - a["peak allocated GiB"]) / (b["batch"] - a["batch"])
             row["GiB per completion"] = slope
             if slope > 0:
-                row["batch at 11.5 GiB allocated (extrapolated)"] = int(a["batch"] + (BUDGET_GIB - a["peak allocated GiB"]) / slope)
+                row["batch at 11.5 GiB allocated (extrapolated)"] = int(
+                    a["batch"] + (BUDGET_GIB - a["peak allocated GiB"]) / slope
+                )
         out.append(row)
     return out
 

@@ -31,8 +31,16 @@ VARIANTS = {
     "gail-nosentiment": dict(frozen=False, demo=0.3, sentiment=0.0),
 }
 TARGETS = {False: 1.30, True: 1.10}  # trained encoder, frozen encoder (issue 7, CPU)
-SECTIONS = ["generation", "old_logprobs", "reward:discriminator_reward", "reward:sentiment_history_reward",
-            "reward:lexical_reward", "discriminator_update", "rollout_other", "policy_update"]
+SECTIONS = [
+    "generation",
+    "old_logprobs",
+    "reward:discriminator_reward",
+    "reward:sentiment_history_reward",
+    "reward:lexical_reward",
+    "discriminator_update",
+    "rollout_other",
+    "policy_update",
+]
 GAIL_SECTIONS = ["reward:discriminator_reward", "reward:sentiment_history_reward", "discriminator_update"]
 
 
@@ -45,8 +53,11 @@ def parse_args():
     parser.add_argument("--max-completion-length", type=int, default=32)
     parser.add_argument("--fixed-length", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--variants", default="gail,gail-frozen,gail-nodemo,gail-frozen-nodemo",
-                        help="Comma-separated GAIL variants to run against GRPO: " + ",".join(VARIANTS))
+    parser.add_argument(
+        "--variants",
+        default="gail,gail-frozen,gail-nodemo,gail-frozen-nodemo",
+        help="Comma-separated GAIL variants to run against GRPO: " + ",".join(VARIANTS),
+    )
     args = parser.parse_args()
     if args.quick:
         args.batch, args.minibatch, args.num_generations, args.max_completion_length, args.repeats = 8, 4, 4, 16, 1
@@ -80,14 +91,28 @@ def build_trainers(args, tokenizer, output_dir: str) -> dict:
             sentiment_history_weight=variant["sentiment"],
         )
         discriminator = common.build_discriminator(args.assets, freeze_encoder=variant["frozen"])
-        trainers[name] = GAILTrainer(policy, args=config, train_dataset=expert, discriminator=discriminator,
-                                     processing_class=tokenizer, optimizers=(optimizer, None))
+        trainers[name] = GAILTrainer(
+            policy,
+            args=config,
+            train_dataset=expert,
+            discriminator=discriminator,
+            processing_class=tokenizer,
+            optimizers=(optimizer, None),
+        )
     # The baseline reads the same prepared prompts as GAIL (chat messages, history cut to max_prompt_length).
     prepared = next(iter(trainers.values())).train_dataset
     grpo_config = GRPOConfig(**common.common_fields(args, output_dir, **shared))
-    trainers = {"grpo": GRPOTrainer(policy, reward_funcs=[common.lexical_reward], args=grpo_config,
-                                    train_dataset=prepared, processing_class=tokenizer,
-                                    optimizers=(optimizer, None)), **trainers}
+    trainers = {
+        "grpo": GRPOTrainer(
+            policy,
+            reward_funcs=[common.lexical_reward],
+            args=grpo_config,
+            train_dataset=prepared,
+            processing_class=tokenizer,
+            optimizers=(optimizer, None),
+        ),
+        **trainers,
+    }
     return trainers
 
 
@@ -139,14 +164,17 @@ def main() -> None:
         names = list(trainers)
         records: dict[str, list[dict]] = {name: [] for name in names}
         for round_ in range(args.repeats + 1):  # round 0 warms up every trainer and is not recorded
-            order = names[round_ % len(names):] + names[: round_ % len(names)]
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for name in order:
                 torch.manual_seed(args.seed + round_)
                 result = iteration(steppers[name], timer, args.device)
                 if round_ > 0:
                     records[name].append(result)
-                print(f"round {round_} {name:>20}: {result['wall']['total']:.2f} s wall, "
-                      f"{result['cpu']['total']:.2f} s CPU", flush=True)
+                print(
+                    f"round {round_} {name:>20}: {result['wall']['total']:.2f} s wall, "
+                    f"{result['cpu']['total']:.2f} s CPU",
+                    flush=True,
+                )
         completion_tokens = {name: t._metrics["train"]["completions/mean_length"] for name, t in trainers.items()}
     payload = summarise(args, records, completion_tokens)
     common.write_results("step", args, payload, payload.pop("_tables"))
@@ -179,8 +207,9 @@ def summarise(args, records: dict[str, list[dict]], lengths: dict[str, list[floa
             row[f"{measure} ratio"] = common.median([t / b for t, b in zip(own, base, strict=True)])
         row["min-wall ratio"] = min(totals(name, "wall")) / min(totals("grpo", "wall"))
         # Share of the iteration spent in GAIL's own sections, within each iteration: no cross-run noise.
-        row["GAIL share"] = common.median([sum(r[primary].get(s, 0.0) for s in GAIL_SECTIONS) / r[primary]["total"]
-                                           for r in runs])
+        row["GAIL share"] = common.median(
+            [sum(r[primary].get(s, 0.0) for s in GAIL_SECTIONS) / r[primary]["total"] for r in runs]
+        )
         row["target"] = target
         row["meets target"] = None if target is None else bool(row[f"{primary} ratio"] <= target)
         rows.append(row)

@@ -58,8 +58,10 @@ POLICIES: dict[str, dict[str, Any]] = {
     "gpt2": {"family": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12},
     "gpt2-medium": {"family": "gpt2", "n_embd": 1024, "n_layer": 24, "n_head": 16},
 }
-LORA_TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-                "gpt2": ["c_attn", "c_proj", "c_fc"]}
+LORA_TARGETS = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+}
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -67,13 +69,23 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--quick", action="store_true", help="Fewer sizes and repeats: a smoke run in about a minute.")
-    parser.add_argument("--assets", default=None, help="Folder with configs + tokenizers (export_assets.py); random weights.")
+    parser.add_argument(
+        "--assets", default=None, help="Folder with configs + tokenizers (export_assets.py); random weights."
+    )
     parser.add_argument("--output", default=None, help="JSON path (default: benchmarks/results/<device>-<name>.json).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's). On a shared machine 1 avoids oversubscription.")
-    parser.add_argument("--max-prompt-length", type=int, default=512,
-                        help="Policy tokens kept of a state (GAILConfig.max_prompt_length; the oldest history is cut).")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's). On a shared machine 1 avoids oversubscription.",
+    )
+    parser.add_argument(
+        "--max-prompt-length",
+        type=int,
+        default=512,
+        help="Policy tokens kept of a state (GAILConfig.max_prompt_length; the oldest history is cut).",
+    )
     return parser
 
 
@@ -152,8 +164,13 @@ def build_policy(name: str, assets: str | None, tokenizer, pretrained: bool = Tr
 def lora_config(policy: str):
     from peft import LoraConfig
 
-    return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS[POLICIES[policy]["family"]],
-                      task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=16,
+        lora_alpha=32,
+        lora_dropout=0.0,
+        target_modules=LORA_TARGETS[POLICIES[policy]["family"]],
+        task_type="CAUSAL_LM",
+    )
 
 
 def build_discriminator(assets: str | None, freeze_encoder: bool, max_length: int = 256, pretrained: bool = True):
@@ -190,7 +207,7 @@ def expert_dataset(n: int | None = None):
 
 def lexical_reward(completions: list, **kwargs) -> list[float]:
     """The plain-GRPO baseline's reward: distinct-word ratio, cheap and fixed (no model)."""
-    from egail.trainer import completion_text
+    from egail.rollout import completion_text
 
     scores = []
     for completion in completions:

@@ -1,6 +1,6 @@
 """Render the tables of benchmarks/results/*.json into README.md, between the results markers.
 
-    python benchmarks/report.py          # rewrite the results section of benchmarks/README.md
+python benchmarks/report.py          # rewrite the results section of benchmarks/README.md
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ def describe(document: dict) -> str:
     checkpointing = ""
     if "gradient_checkpointing" in settings:
         checkpointing = f"gradient checkpointing {'on' if settings['gradient_checkpointing'] else 'off'}, "
-    return (f"{env['date'][:10]}, {machine}, torch {env['torch']}, transformers {env['transformers']}, "
-            f"trl {env['trl']}, {weights}, {checkpointing}commit {env.get('git_commit', '?')}")
+    return (
+        f"{env['date'][:10]}, {machine}, torch {env['torch']}, transformers {env['transformers']}, "
+        f"trl {env['trl']}, {weights}, {checkpointing}commit {env.get('git_commit', '?')}"
+    )
 
 
 def section(path: Path) -> str:

@@ -54,14 +54,20 @@ def run(args, tokenizer, mode: str) -> dict:
     args.fixed_length = False  # let the policy stop: the real rollout path
     timer = StepTimes(args.device)
     with tempfile.TemporaryDirectory() as output_dir:
-        fields = common.common_fields(args, output_dir, max_steps=args.steps, logging_steps=1, learning_rate=1e-4,
-                                      gradient_checkpointing=True)
+        fields = common.common_fields(
+            args, output_dir, max_steps=args.steps, logging_steps=1, learning_rate=1e-4, gradient_checkpointing=True
+        )
         fields["bf16"] = args.device == "cuda" and torch.cuda.is_bf16_supported()
         config = GAILConfig(**fields, discriminator_pretrain_steps=2, max_prompt_length=args.max_prompt_length)
-        trainer = GAILTrainer(policy, args=config, train_dataset=common.expert_dataset(), processing_class=tokenizer,
-                              discriminator=common.build_discriminator(args.assets, freeze_encoder=False),
-                              peft_config=common.lora_config(args.policy) if mode == "lora" else None,
-                              callbacks=[timer])
+        trainer = GAILTrainer(
+            policy,
+            args=config,
+            train_dataset=common.expert_dataset(),
+            processing_class=tokenizer,
+            discriminator=common.build_discriminator(args.assets, freeze_encoder=False),
+            peft_config=common.lora_config(args.policy) if mode == "lora" else None,
+            callbacks=[timer],
+        )
         named = dict(trainer.model.named_parameters())
         trainable = {k for k, p in named.items() if p.requires_grad}
         before = {k: p.detach().float().clone() for k, p in named.items()}
@@ -71,8 +77,9 @@ def run(args, tokenizer, mode: str) -> dict:
         seconds = time.perf_counter() - start
         after = dict(trainer.model.named_parameters())
         moved = {k for k, p in after.items() if not torch.equal(before[k], p.detach().float())}
-        disc_moved = any(not torch.equal(disc_before[k], v.detach().float())
-                         for k, v in trainer.discriminator.state_dict().items())
+        disc_moved = any(
+            not torch.equal(disc_before[k], v.detach().float()) for k, v in trainer.discriminator.state_dict().items()
+        )
         logs = [entry for entry in trainer.state.log_history if "loss" in entry]
         finite = all(math.isfinite(entry[m]) for entry in logs for m in CHECKED if m in entry)
         checks = {
@@ -109,14 +116,24 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
         runs.append(run(args, tokenizer, mode))
         print({k: v for k, v in runs[-1].items() if k != "log_history"}, flush=True)
-    rows = [{"mode": r["mode"], "bf16": r["bf16"], "trainable (M)": r["trainable (M)"],
-             "median step s": common.median(r["step s"]), "passed": r["passed"],
-             "last reward": next((e["reward"] for e in reversed(r["log_history"]) if "reward" in e), None),
-             "failed checks": ", ".join(k for k, ok in r["checks"].items() if not ok)} for r in runs]
+    rows = [
+        {
+            "mode": r["mode"],
+            "bf16": r["bf16"],
+            "trainable (M)": r["trainable (M)"],
+            "median step s": common.median(r["step s"]),
+            "passed": r["passed"],
+            "last reward": next((e["reward"] for e in reversed(r["log_history"]) if "reward" in e), None),
+            "failed checks": ", ".join(k for k, ok in r["checks"].items() if not ok),
+        }
+        for r in runs
+    ]
     tables = {f"{args.steps}-step GAIL training smoke, {args.policy}": common.markdown_table(rows)}
     common.write_results("smoke", args, {"runs": runs}, tables)
     if not all(r["passed"] for r in runs):
-        raise SystemExit("smoke training failed: " + "; ".join(row["failed checks"] for row in rows if not row["passed"]))
+        raise SystemExit(
+            "smoke training failed: " + "; ".join(row["failed checks"] for row in rows if not row["passed"])
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: The one definition of egail's version: pyproject.toml reads it from here (``[tool.setuptools.dynamic]``).
 __version__ = "0.1.0"
 
 # Imports are lazy so `import egail` (and the CLIs) stay fast and torch loads only when needed.
@@ -15,9 +16,11 @@ _EXPORTS = {
     "DiscriminatorConfig": "egail.discriminator",
     "SentimentHistory": "egail.sentiment",
     "EmpatheticResponder": "egail.chat",
+    "GenerationSettings": "egail.generation",
     "CrisisGuard": "egail.safety",
     "load_trajectories": "egail.data",
     "load_causal_lm": "egail.models",
+    "load_policy": "egail.models",
     "load_tokenizer": "egail.models",
     "resolve_model_path": "egail.models",
 }

@@ -52,7 +52,9 @@ def resolve_checkpoint(output_dir: str | os.PathLike, checkpoint: str | bool | N
             raise ValueError(f"no complete checkpoint to resume from in {output_dir}")
         skipped = get_last_checkpoint(str(output_dir))
         if skipped and Path(skipped) != Path(latest):
-            logger.warning("Skipping incomplete checkpoint %s (killed while saving); resuming from %s", skipped, latest)
+            logger.warning(
+                "Skipping incomplete checkpoint %s (killed while saving); resuming from %s", skipped, latest
+            )
         return latest
     if not Path(checkpoint).is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
@@ -121,3 +123,84 @@ class NonFiniteGuard:
                 f"resume from it."
             )
         return True
+
+
+class CheckpointedTraining:
+    """The Trainer overrides that make a GAIL run resumable and guarded, mixed into `GAILTrainer` before TRL's class.
+
+    It expects the trainer's ``discriminator``, ``discriminator_optimizer``, ``discriminator_pretrained``,
+    ``policy_warmed_up``,
+    ``nonfinite`` (a `NonFiniteGuard`) and ``current_demo_ratio()``. Checkpoints gain D, its optimizer and
+    ``gail_state.json`` (written last); ``train`` resumes only from complete ones; ``save_model`` puts D beside the
+    policy; the policy step is skipped on every process after a non-finite loss on any; the Hub token stays out of
+    ``training_args.bin``; checkpoints are never pushed mid-run.
+    """
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        """Train, resuming from a checkpoint if asked: ``resume_from_checkpoint=True`` (or "last") resumes from the newest *complete* checkpoint in
+        ``output_dir``; a half-written one, left by a kill during saving, is never loaded.
+        """
+        checkpoint = resolve_checkpoint(self.args.output_dir, resume_from_checkpoint)
+        return super().train(resume_from_checkpoint=checkpoint, **kwargs)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.nonfinite.saw(loss)
+        return loss
+
+    def create_optimizer(self, model=None):
+        """The policy optimizer, whose step is skipped on every process after a non-finite loss on any."""
+        optimizer = super().create_optimizer(model)
+        if not getattr(optimizer, "_egail_guarded", False):
+            step = optimizer.step
+
+            def guarded_step(*args, **kwargs):
+                flag = torch.tensor([float(self.nonfinite.seen)], device=self.accelerator.device)
+                any_bad = bool(self.accelerator.gather(flag).max().item())
+                if self.nonfinite.skip_update(any_bad, self.state.global_step + 1, self.args.output_dir):
+                    return None
+                return step(*args, **kwargs)
+
+            optimizer.step = guarded_step
+            optimizer._egail_guarded = True
+        return optimizer
+
+    def gail_state(self) -> dict[str, Any]:
+        return {
+            "global_step": self.state.global_step,
+            "demo_ratio": self.current_demo_ratio(),
+            "discriminator_pretrained": self.discriminator_pretrained,
+            "policy_warmed_up": self.policy_warmed_up,
+        }
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            save_gail_checkpoint(folder, self.discriminator, self.discriminator_optimizer, self.gail_state())
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None:
+            state = load_gail_checkpoint(
+                checkpoint, self.discriminator, self.discriminator_optimizer, self.accelerator.device
+            )
+            self.discriminator_pretrained = state["discriminator_pretrained"]
+            self.policy_warmed_up = state.get("policy_warmed_up", True)  # checkpoints from before the warm-up option
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        """Save the policy and, beside it, the discriminator. Never pushes: `push_to_hub` does that, once."""
+        super().save_model(output_dir, _internal_call=True)
+        if self.args.should_save and not _internal_call:
+            self.discriminator.save_pretrained(Path(output_dir or self.args.output_dir) / DISCRIMINATOR_DIR)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Trainer pickles the whole config into ``training_args.bin``: keep the Hub token out of that file."""
+        token, self.args.hub_token = self.args.hub_token, None
+        try:
+            super()._save(output_dir, state_dict)
+        finally:
+            self.args.hub_token = token
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """Checkpoints are not published mid-run: they would carry pickles and lack the card. Push at the end."""

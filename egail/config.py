@@ -42,6 +42,15 @@ class GAILConfig(GRPOConfig):
         discriminator_max_length (`int`, defaults to `256`): encoder tokens per (state, response); the oldest
             history is cut first.
 
+    > MLE warm-up
+
+        sft_warmup_steps (`int`, defaults to `0`): supervised steps on the expert responses before D is pre-trained
+            (TextGAIL warm-starts its generator from MLE). Each step is `per_device_train_batch_size` distinct
+            states with their demo tokens; the loss is on the response only. `0` turns it off (start from an SFT
+            model instead, e.g. `recipes/sft.py`).
+        sft_warmup_learning_rate (`float`, defaults to `5e-5`): AdamW learning rate of the warm-up (its own
+            optimizer, no schedule; the GAIL steps then use `learning_rate`).
+
     > Human-demo mixing
 
         demo_ratio_start (`float`, defaults to `0.3`): share of each rollout batch replaced by the expert response.
@@ -81,7 +90,9 @@ class GAILConfig(GRPOConfig):
     per_device_train_batch_size: int = field(default=8, metadata={"help": "The PPO minibatch size (Table 1)."})
     generation_batch_size: int | None = field(
         default=128,
-        metadata={"help": "The PPO buffer: completions per rollout (Table 1). Ignored when steps_per_generation is set."},
+        metadata={
+            "help": "The PPO buffer: completions per rollout (Table 1). Ignored when steps_per_generation is set."
+        },
     )
     bf16: bool | None = field(
         default=None,
@@ -129,6 +140,12 @@ class GAILConfig(GRPOConfig):
         default=256, metadata={"help": "Encoder tokens per (history, prompt, response); oldest history cut first."}
     )
 
+    # MLE warm-up
+    sft_warmup_steps: int = field(
+        default=0, metadata={"help": "Supervised steps on expert responses before D pre-training (0: none)."}
+    )
+    sft_warmup_learning_rate: float = field(default=5e-5, metadata={"help": "AdamW lr of the MLE warm-up."})
+
     # Human-demo mixing
     demo_ratio_start: float = field(
         default=0.3, metadata={"help": "Share of each rollout batch replaced by expert responses at the start."}
@@ -139,13 +156,17 @@ class GAILConfig(GRPOConfig):
     )
     demo_advantage: float = field(
         default=1.0,
-        metadata={"help": "Advantage of every demo completion, in group-normalised units (demos stay out of GRPO's "
-                  "group baseline). TextGAIL's constant 2.0 is textgail.yaml's value."},
+        metadata={
+            "help": "Advantage of every demo completion, in group-normalised units (demos stay out of GRPO's "
+            "group baseline). TextGAIL's constant 2.0 is textgail.yaml's value."
+        },
     )
     include_oneliners: bool = field(
         default=False,
-        metadata={"help": "Keep one-liners (prompt = response) in GAIL rollouts; off: they teach D that echoing "
-                  "the prompt is expert."},
+        metadata={
+            "help": "Keep one-liners (prompt = response) in GAIL rollouts; off: they teach D that echoing "
+            "the prompt is expert."
+        },
     )
 
     # Reward
@@ -180,7 +201,11 @@ class GAILConfig(GRPOConfig):
         if self.reward_form not in REWARD_FORMS:
             raise ValueError(f"reward_form must be one of {REWARD_FORMS}, got {self.reward_form!r}.")
         if self.discriminator_activation not in ("tanh", "relu", "gelu"):
-            raise ValueError(f"discriminator_activation must be tanh, relu or gelu, got {self.discriminator_activation!r}.")
+            raise ValueError(
+                f"discriminator_activation must be tanh, relu or gelu, got {self.discriminator_activation!r}."
+            )
+        if self.sft_warmup_steps < 0:
+            raise ValueError(f"sft_warmup_steps must be >= 0, got {self.sft_warmup_steps}.")
         if self.discriminator_pretrain_steps < 0 or self.discriminator_updates_per_generation < 0:
             raise ValueError("discriminator_pretrain_steps and discriminator_updates_per_generation must be >= 0.")
         if self.max_nonfinite_steps < 1:

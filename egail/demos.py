@@ -14,6 +14,7 @@ Everything here is a pure function of its arguments, so every rank and every res
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -61,3 +62,15 @@ def demo_slots(batch_size: int, group_size: int, ratio: float, seed: int) -> lis
         for position in torch.randperm(group_size, generator=generator)[:n].tolist():
             mask[group * group_size + position] = True
     return mask
+
+
+class _DemoRowsFilter(logging.Filter):
+    """TRL warns about each completion that no reward function scored; a GAIL demo is one by design (its reward is
+    ``None`` to keep it out of the group baseline), so that warning is dropped for demo rows, and only for them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("All reward functions returned None") and "'is_demo': True" in message)
+
+
+logging.getLogger("trl.trainer.grpo_trainer").addFilter(_DemoRowsFilter())

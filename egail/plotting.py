@@ -1,21 +1,25 @@
 """Training curves of a GAIL run as one PNG beside the model: is the adversarial game healthy?
 
-A healthy run shows D(expert) above D(generated) with the gap closing slowly, a reward that rises, and the
-demo ratio decaying as scheduled. A discriminator at 100% accuracy from the start (the policy gets no useful
+A healthy run shows D(expert) above D(generated) with the gap closing slowly, a sample reward that rises, sampled
+replies whose length approaches the experts' (both cut at ``max_completion_length``), a KL to the starting policy
+that grows slowly (logged by TRL when ``beta > 0``), and the demo ratio decaying as scheduled. A discriminator at 100% accuracy from the start (the policy gets no useful
 signal) or at 50% forever (it learns nothing) is visible at a glance.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from transformers import TrainerCallback
 
 PANELS = (
-    ("Reward", ("reward", "rewards/discriminator_reward/mean", "rewards/sentiment_history_reward/mean")),
+    ("Sample reward", ("reward", "rewards/discriminator_reward/mean", "rewards/sentiment_history_reward/mean")),
     ("Discriminator score", ("discriminator/d_expert", "discriminator/d_generated")),
+    ("Response length (tokens)", ("completions/mean_length", "expert/mean_length")),
+    ("KL to the start", ("kl",)),
     ("Losses", ("loss", "discriminator/loss")),
-    ("Human-demo ratio", ("demo_ratio", "demo_share")),
+    ("Human demos", ("demo/ratio", "demo/share")),
 )
 
 
@@ -32,7 +36,7 @@ def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | No
     logs = [entry for entry in log_history if "step" in entry]
     if not any(key in entry for entry in logs for _, keys in PANELS for key in keys):
         return None
-    figure, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+    figure, axes = plt.subplots(3, 2, figsize=(11, 10), constrained_layout=True)
     for axis, (title, keys) in zip(axes.flat, PANELS, strict=True):
         for key in keys:
             points = [(e["step"], e[key]) for e in logs if isinstance(e.get(key), int | float)]
@@ -52,7 +56,8 @@ def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | No
 
 
 class TrainingCurvesCallback(TrainerCallback):
-    """Saves ``training_curves.png`` in the output folder when training ends (main process only)."""
+    """Saves ``training_curves.png`` and the figures behind it (``log_history.json``) in the output folder when
+    training ends (main process only)."""
 
     def __init__(self, filename: str = "training_curves.png"):
         self.filename = filename
@@ -60,4 +65,7 @@ class TrainingCurvesCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            self.path = plot_training_curves(state.log_history, Path(args.output_dir) / self.filename)
+            output = Path(args.output_dir)
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "log_history.json").write_text(json.dumps(state.log_history, indent=1))
+            self.path = plot_training_curves(state.log_history, output / self.filename)

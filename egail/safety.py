@@ -140,7 +140,8 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"(?: \w+){0,3} (?:(?:would|does|will) it take|it (?:would|will|'d) take)\b",
         # Self-harm said with intent is flagged as is; a bare "cut myself" may be an accident.
         INTENT + r" (?:to )?(?:hurt|harm|cut|burn|starve|punish)(?:ing|ting)? " + SELF + r"\b",
-        r"\b(?:hurt|hurting|harm|harming|cut|cutting|burn|burning|burned|burnt|starve|starving) " + SELF
+        r"\b(?:hurt|hurting|harm|harming|cut|cutting|burn|burning|burned|burnt|starve|starving) "
+        + SELF
         + r"\b(?! (?:shaving|while|when|on|by accident|accidentally|playing|at the gym|at work|in the kitchen|"
         r"(?:a|another) (?:slice|piece|bit|cup|break)|some|(?!cutting|burning)\w+ing\b))",
         r"\bself[- ]?harm(?:ing|ed)?\b",
@@ -159,13 +160,18 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"sel(?:f|ves)\b",
     ],
     HARM_TO_OTHERS: [
-        INTENT + r" (?:how |ways )?(?:to )?(?:really |actually |literally |seriously )?" + KILL_VERB + r" "
-        + PERSON + r"\b"
+        INTENT
+        + r" (?:how |ways )?(?:to )?(?:really |actually |literally |seriously )?"
+        + KILL_VERB
+        + r" "
+        + PERSON
+        + r"\b"
         r"(?! (?:at|in) (?:chess|tennis|cards|a game|the game|mario kart|fifa|poker|golf|pool))"
         r"(?! (?:feelings|chances))",
         r"\bpoison (?:his|her|their|my \w+'s) (?:drink|food|coffee|tea|meal|water)\b",
         r"\b(?:bring|take|carry|brought|took|carried|bringing|taking|carrying) (?:a|my|the|dad's|his|her) "
-        + WEAPON + r" (?:to|into) (?:school|work|class|the office|college|church|the mall|campus)\b",
+        + WEAPON
+        + r" (?:to|into) (?:school|work|class|the office|college|church|the mall|campus)\b",
         r"\b(?:get|getting|got|grab|grabbing|take|taking|bring|bringing|load|loading) (?:my |his |her |a |the )?"
         r"(?:\w+'s )?" + WEAPON + r"\b[^.!?]{0,40}\b(?:to|into) (?:school|work|class|the office|college|church|"
         r"the mall|campus)\b",
@@ -183,7 +189,8 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"in (?:chess|a game|the (?:game|race|final|match))|to it|with (?:a|the|an) "
         r"(?:question|text|message|idea|email|call|news)|deeply|so much))",
         r"\b(?:not|don't feel|dont feel|never feel|no longer) safe (?:at|in) (?:my )?(?:own )?(?:home|house)\b",
-        r"\b(?:scared|afraid|terrified|frightened|fear|worried) (?:that |of what )?" + ABUSER
+        r"\b(?:scared|afraid|terrified|frightened|fear|worried) (?:that |of what )?"
+        + ABUSER
         + r"(?:'ll| will| is going to| might| would|'s going to|'s gonna|'d| is gonna) (?:kill|hurt|hit|"
         r"beat|rape|do something to) (?:me|us)\b",
         ABUSER + r"(?:'s| is| has)? (?:threatened|threatening|threatens|swore|tried|trying|said (?:he|she|they)"

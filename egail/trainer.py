@@ -4,6 +4,7 @@ GRPOTrainer samples completions, scores them with reward functions and takes PPO
 Algorithm 1) adds a discriminator D whose score is the reward, and human demos mixed into the rollouts. In the order
 it runs, and in the order of this file:
 
+0. **MLE warm-up** (`warm_up_policy`, when ``sft_warmup_steps > 0``): supervised steps on expert responses.
 1. **Pre-train D** (`pretrain_discriminator`), once, after accelerate has prepared the model: distinct states, one
    policy sample each, D's log-loss step on (expert, sample) pairs.
 2. **Each rollout** (`_generate_and_score_completions`):
@@ -14,8 +15,9 @@ it runs, and in the order of this file:
    d. *update D* (`update_discriminator`) on the explicit `Rollout`: expert response vs each sample, same state.
 3. **PPO step**: GRPOTrainer's clipped loss on the buffer, unchanged.
 
-Checkpoint completeness, resume and the non-finite guard live in `egail.checkpointing`; the demo schedule in
-`egail.demos`; the state format in `egail.formatting`; the trajectory schema in `egail.schema`.
+What is not GAIL lives elsewhere: rollout states and the `Rollout` record in `egail.rollout`, the demo schedule in
+`egail.demos`, checkpoints, resume and the non-finite guard in `egail.checkpointing` (`CheckpointedTraining`), the
+card and Hub push in `egail.hub` (`HubPublishing`), cross-process collectives in `egail.distributed`.
 """
 
 from __future__ import annotations
@@ -26,63 +28,34 @@ import os
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import torch
 from datasets import Dataset, DatasetDict
 from transformers import TrainerCallback, set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
-from egail.checkpointing import NonFiniteGuard, load_gail_checkpoint, resolve_checkpoint, save_gail_checkpoint
+from egail.checkpointing import CheckpointedTraining, NonFiniteGuard
 from egail.config import GAILConfig
 from egail.demos import demo_ratio_at, demo_slots
-from egail.discriminator import DISCRIMINATOR_DIR, Discriminator, DiscriminatorConfig, binary_accuracy
-from egail.discriminator import reward_from_logits
-from egail.formatting import build_messages, fit_state, has_chat_template, render_plain, response_ids
-from egail.models import load_causal_lm, load_tokenizer
-from egail.schema import is_oneliner, validate_trajectories
+from egail.discriminator import (
+    Discriminator,
+    DiscriminatorConfig,
+    binary_accuracy,
+    log_loss_step,
+    reward_from_logits,
+)
+from egail.distributed import average_gradients, broadcast_module, finite_on_every_rank, mean_over_ranks
+from egail.hub import HubPublishing
+from egail.models import adapter_base, load_tokenizer, load_trainable_policy
+from egail.rollout import Rollout, completion_text, rollout_states
 from egail.sentiment import SentimentHistory
 
 logger = logging.getLogger(__name__)
 
 
-class _DemoRowsFilter(logging.Filter):
-    """TRL warns about each completion that no reward function scored; a GAIL demo is one by design (its reward is
-    ``None`` to keep it out of the group baseline), so that warning is dropped for demo rows, and only for them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (message.startswith("All reward functions returned None") and "'is_demo': True" in message)
-
-
-logging.getLogger("trl.trainer.grpo_trainer").addFilter(_DemoRowsFilter())
-
-
-def completion_text(completion: str | list[dict[str, Any]]) -> str:
-    """The text of a completion, conversational (a list of messages) or plain."""
-    return completion if isinstance(completion, str) else completion[-1]["content"]
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """A rollout as D learns from it: per completion, its state, the expert's response (cut and decoded like a
-    completion) and the completion's text, and whether that completion is a demo (expert text, not a sample)."""
-
-    histories: list[list[str]]
-    prompts: list[str]
-    expert: list[str]
-    completions: list[str]
-    is_demo: list[bool]
-
-    @property
-    def sampled(self) -> list[int]:
-        return [i for i, demo in enumerate(self.is_demo) if not demo]
-
-
-class GAILTrainer(GRPOTrainer):
+class GAILTrainer(CheckpointedTraining, HubPublishing, GRPOTrainer):
     """GAIL for dialogue: the policy imitates expert responses, rewarded by a discriminator it tries to fool.
 
     Args:
@@ -130,10 +103,14 @@ class GAILTrainer(GRPOTrainer):
             raise ValueError("train_dataset is a DatasetDict; pass one split, e.g. dataset['train'].")
         if args.reward_weights is not None:
             raise ValueError("GAILTrainer weighs its rewards itself (1 for D); set sentiment_history_weight instead.")
-        args = copy.copy(args)  # model_init_kwargs and reward_weights are set below; the caller's config stays as it was
-        if isinstance(model, str | os.PathLike):
-            processing_class = processing_class or load_tokenizer(str(model))
-            model = load_causal_lm(str(model), **(args.model_init_kwargs or {}))
+        args = copy.copy(
+            args
+        )  # model_init_kwargs and reward_weights are set below; the caller's config stays as it was
+        if isinstance(model, str | os.PathLike):  # a model, or a LoRA adapter to train further
+            if peft_config is not None and adapter_base(model) is not None:
+                raise ValueError(f"{model} is a LoRA adapter, trained further as it is: drop peft_config/--use_peft.")
+            processing_class = processing_class or load_tokenizer(adapter_base(model) or str(model))
+            model = load_trainable_policy(str(model), **(args.model_init_kwargs or {}))
             args.model_init_kwargs = None  # consumed here
         if processing_class is None:
             processing_class = load_tokenizer(model.config._name_or_path)
@@ -146,6 +123,7 @@ class GAILTrainer(GRPOTrainer):
             discriminator = Discriminator(DiscriminatorConfig.from_gail_config(args))
         self.discriminator = discriminator
         self.sentiment = sentiment or (SentimentHistory() if args.sentiment_history_weight > 0 else None)
+        self.policy_warmed_up = args.sft_warmup_steps == 0
         self.discriminator_pretrained = args.discriminator_pretrain_steps == 0
         self.nonfinite = NonFiniteGuard(args.max_nonfinite_steps)
         self._generation_demos: list[list[int] | None] | None = None  # set only inside `_demos_in_generation`
@@ -177,7 +155,7 @@ class GAILTrainer(GRPOTrainer):
                 f"steps_per_generation) to hold whole groups of num_generations={self.num_generations}."
             )
         self.discriminator.to(self.accelerator.device)
-        self._broadcast_discriminator()
+        broadcast_module(self.accelerator, self.discriminator)
         self.discriminator_optimizer = torch.optim.AdamW(
             [p for p in self.discriminator.parameters() if p.requires_grad],
             lr=args.discriminator_learning_rate,
@@ -188,41 +166,56 @@ class GAILTrainer(GRPOTrainer):
     # ----------------------------------------------------------------------------------------------- data
     @staticmethod
     def prepare_dataset(dataset: Dataset, tokenizer: Any, args: GAILConfig, name: str) -> Dataset:
-        """Validate trajectories and add what a rollout needs: the policy prompt, the state, the demo.
-
-        The state is fitted by `egail.formatting.fit_state` (as SFT, evaluation and the chat fit it): ``prompt``
-        becomes chat messages (or the plain rendering), the utterance moves to ``prompt_text``. The demo is the
-        expert's response as the policy would end it (`response_ids`), cut at ``max_completion_length`` like a
-        sample; ``expert_text`` is those tokens decoded as completions are, so D compares like with like.
-        One-liners are dropped unless ``args.include_oneliners``.
-        """
-        validate_trajectories(dataset, name)
-        if not args.include_oneliners:
-            dataset = dataset.filter(lambda row: not is_oneliner(row), desc=f"Dropping one-liners from {name}")
-            if len(dataset) == 0:
-                raise ValueError(f"{name} holds only one-liners, which GAIL leaves out; set include_oneliners=True.")
-        chat = has_chat_template(tokenizer)
-
-        def to_state(row: dict) -> dict:
-            state = fit_state(
-                tokenizer, row["history"], row["prompt"], args.max_prompt_length, args.history_max_turns,
-                args.system_prompt,
-            )  # fmt: skip
-            messages = build_messages(state.history, state.prompt, args.system_prompt)
-            demo_ids = response_ids(tokenizer, row["response"])[: args.max_completion_length]
-            return {
-                "prompt": messages if chat else render_plain(messages),
-                "prompt_text": state.prompt,
-                "history": state.history,
-                "demo_ids": demo_ids,
-                "expert_text": tokenizer.decode(demo_ids, skip_special_tokens=True),
-            }
-
-        return dataset.map(to_state, desc=f"Preparing {name}")
+        """Validate trajectories and add what a rollout needs (`egail.rollout.rollout_states`)."""
+        return rollout_states(dataset, tokenizer, args, name)
 
     def _decode(self, completion_ids: list[list[int]]) -> list[str]:
         """Completion texts, decoded as TRL decodes them for the reward functions."""
         return self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
+
+    # --------------------------------------------------------------------- 0. MLE warm-up (optional)
+    def warm_up_policy(self, steps: int) -> list[float]:
+        """Supervised steps on expert responses before D sees the policy (TextGAIL warm-starts from MLE).
+
+        Each step: ``per_device_train_batch_size`` distinct states (their own seeded order), the state's prompt
+        tokens then its demo tokens, cross-entropy on the demo tokens only, one AdamW step at
+        ``sft_warmup_learning_rate``. Runs on the prepared model, so DDP averages its gradients. Returns the losses.
+        """
+        if self.is_deepspeed_enabled and steps > 0:
+            raise ValueError(
+                "sft_warmup_steps needs the policy's own optimizer; with DeepSpeed, run recipes/sft.py first."
+            )
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        states = self._distinct_states(world, rank, seed=self.args.seed + 1)
+        optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad], lr=self.args.sft_warmup_learning_rate
+        )
+        pad = self.processing_class.pad_token_id
+        losses = []
+        self.model_wrapped.train()
+        for _ in range(steps):
+            rows = [next(states) for _ in range(self.args.per_device_train_batch_size)]
+            prompt_ids = self._tokenize_prompts([row["prompt"] for row in rows])[0]
+            sequences = [list(p) + row["demo_ids"] for p, row in zip(prompt_ids, rows, strict=True)]
+            labels = [[-100] * len(p) + row["demo_ids"] for p, row in zip(prompt_ids, rows, strict=True)]
+            width = max(map(len, sequences))
+            device = self.accelerator.device
+            batch = {
+                "input_ids": torch.tensor([s + [pad] * (width - len(s)) for s in sequences], device=device),
+                "attention_mask": torch.tensor(
+                    [[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device
+                ),
+                "labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels], device=device),
+            }
+            loss = self.model_wrapped(**batch).loss
+            self.accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        self.policy_warmed_up = True
+        if losses:
+            logger.info("MLE warm-up: loss %.3f -> %.3f over %d steps", losses[0], losses[-1], len(losses))
+        return losses
 
     # ------------------------------------------------------------------------------ 1. pre-train D
     def pretrain_discriminator(self, steps: int) -> list[dict[str, float]]:
@@ -258,9 +251,9 @@ class GAILTrainer(GRPOTrainer):
             logger.info("Discriminator pre-training: first %s, last %s", history[0], history[-1])
         return history
 
-    def _distinct_states(self, world: int, rank: int) -> Iterator[dict]:
+    def _distinct_states(self, world: int, rank: int, seed: int | None = None) -> Iterator[dict]:
         """This process's share of the training states, in seeded random order; a new order once all are used."""
-        generator = torch.Generator().manual_seed(self.args.seed)
+        generator = torch.Generator().manual_seed(self.args.seed if seed is None else seed)
         while True:
             order = torch.randperm(len(self.train_dataset), generator=generator).tolist()
             for index in order[rank::world] or order:
@@ -290,8 +283,10 @@ class GAILTrainer(GRPOTrainer):
 
         demo_mask = torch.tensor(is_demo, dtype=torch.bool, device=output["advantages"].device)
         output["advantages"][demo_mask] = self.args.demo_advantage
-        completion_ids = [ids[mask.bool()].tolist() for ids, mask in zip(output["completion_ids"],
-                                                                          output["completion_mask"], strict=True)]
+        completion_ids = [
+            ids[mask.bool()].tolist()
+            for ids, mask in zip(output["completion_ids"], output["completion_mask"], strict=True)
+        ]
         rollout = Rollout(
             histories=[x["history"] for x in inputs],
             prompts=[x["prompt_text"] for x in inputs],
@@ -301,8 +296,11 @@ class GAILTrainer(GRPOTrainer):
         )
         metrics = self.update_discriminator(rollout, self.args.discriminator_updates_per_generation)
         metrics["demo/ratio"] = self.current_demo_ratio()
-        metrics["demo/share"] = self._mean_over_ranks(sum(is_demo) / len(is_demo))
+        metrics["demo/share"] = mean_over_ranks(self.accelerator, sum(is_demo) / len(is_demo))
         metrics["demo/advantage"] = self.args.demo_advantage
+        metrics["expert/mean_length"] = mean_over_ranks(  # beside TRL's completions/mean_length: same cut
+            self.accelerator, sum(len(x["demo_ids"]) for x in inputs) / len(inputs)
+        )
         for key, value in metrics.items():
             self._metrics["train"][key].append(value)
         return output
@@ -378,183 +376,38 @@ class GAILTrainer(GRPOTrainer):
             return {}
         half = max(1, self.args.discriminator_batch_size // 2)
         generator = torch.Generator().manual_seed(self.args.seed + self.state.global_step)
+        should_step = partial(finite_on_every_rank, self.accelerator)
+        reduce_gradients = partial(average_gradients, self.accelerator, self.discriminator)
         sums = dict.fromkeys(("loss", "acc_expert", "acc_generated", "d_expert", "d_generated"), 0.0)
         steps = 0
-        self.discriminator.train()
         for _ in range(passes):
             order = [pairs[j] for j in torch.randperm(len(pairs), generator=generator).tolist()]
             for start in range(0, len(order), half):
                 index = order[start : start + half]
-                histories = [rollout.histories[i] for i in index] * 2
-                prompts = [rollout.prompts[i] for i in index] * 2
-                responses = [rollout.expert[i] for i in index] + [rollout.completions[i] for i in index]
-                logits = self.discriminator.logits(histories, prompts, responses).float()
-                expert_logits, generated_logits = logits[: len(index)], logits[len(index) :]
-                loss = Discriminator.loss(expert_logits, generated_logits)
-                self.discriminator_optimizer.zero_grad(set_to_none=True)
-                if self._finite_on_every_rank(loss):
-                    loss.backward()
-                    self._all_reduce_gradients()
-                    self.discriminator_optimizer.step()
-                else:
+                step = log_loss_step(
+                    self.discriminator,
+                    self.discriminator_optimizer,
+                    histories=[rollout.histories[i] for i in index],
+                    prompts=[rollout.prompts[i] for i in index],
+                    expert=[rollout.expert[i] for i in index],
+                    generated=[rollout.completions[i] for i in index],
+                    should_step=should_step,
+                    reduce_gradients=reduce_gradients,
+                )
+                if not step.stepped:
                     self.nonfinite.seen = True
                     logger.warning("Non-finite discriminator loss at step %d; update skipped.", self.state.global_step)
-                with torch.no_grad():
-                    sums["loss"] += loss.item()
-                    sums["acc_expert"] += binary_accuracy(expert_logits, expert=True)
-                    sums["acc_generated"] += binary_accuracy(generated_logits, expert=False)
-                    sums["d_expert"] += torch.sigmoid(expert_logits).mean().item()
-                    sums["d_generated"] += torch.sigmoid(generated_logits).mean().item()
+                sums["loss"] += step.loss.item()
+                sums["acc_expert"] += binary_accuracy(step.expert_logits, expert=True)
+                sums["acc_generated"] += binary_accuracy(step.generated_logits, expert=False)
+                sums["d_expert"] += torch.sigmoid(step.expert_logits).mean().item()
+                sums["d_generated"] += torch.sigmoid(step.generated_logits).mean().item()
                 steps += 1
-        return {f"discriminator/{k}": self._mean_over_ranks(v / steps) for k, v in sums.items()}
-
-    # ------------------------------------------------------------------------- several processes
-    def _finite_on_every_rank(self, loss: torch.Tensor) -> bool:
-        finite = torch.tensor([float(torch.isfinite(loss).all())], device=self.accelerator.device)
-        if self.accelerator.num_processes > 1:
-            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-        return bool(finite.item())
-
-    def _all_reduce_gradients(self) -> None:
-        """Average D's gradients over processes, so every process's D takes the same step."""
-        if self.accelerator.num_processes == 1:
-            return
-        grads = [p.grad for p in self.discriminator.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
-        flat /= self.accelerator.num_processes
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
-
-    def _broadcast_discriminator(self) -> None:
-        """Start every process from process 0's discriminator weights."""
-        if self.accelerator.num_processes > 1:
-            for tensor in self.discriminator.state_dict().values():
-                torch.distributed.broadcast(tensor, src=0)
-
-    def _mean_over_ranks(self, value: float) -> float:
-        tensor = torch.tensor([value], dtype=torch.float32, device=self.accelerator.device)
-        return self.accelerator.gather(tensor).nanmean().item()
-
-    # ------------------------------------------------------------------------ 3. PPO step, guarded
-    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
-        """GRPO training with GAIL rewards; D is pre-trained first (see `_PretrainDiscriminatorOnTrainBegin`).
-
-        ``resume_from_checkpoint=True`` (or "last") resumes from the newest *complete* checkpoint in
-        ``output_dir``; a half-written one, left by a kill during saving, is never loaded.
-        """
-        checkpoint = resolve_checkpoint(self.args.output_dir, resume_from_checkpoint)
-        return super().train(resume_from_checkpoint=checkpoint, **kwargs)
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        self.nonfinite.saw(loss)
-        return loss
-
-    def create_optimizer(self, model=None):
-        """The policy optimizer, whose step is skipped on every process after a non-finite loss on any."""
-        optimizer = super().create_optimizer(model)
-        if not getattr(optimizer, "_egail_guarded", False):
-            step = optimizer.step
-
-            def guarded_step(*args, **kwargs):
-                flag = torch.tensor([float(self.nonfinite.seen)], device=self.accelerator.device)
-                any_bad = bool(self.accelerator.gather(flag).max().item())
-                if self.nonfinite.skip_update(any_bad, self.state.global_step + 1, self.args.output_dir):
-                    return None
-                return step(*args, **kwargs)
-
-            optimizer.step = guarded_step
-            optimizer._egail_guarded = True
-        return optimizer
-
-    # ------------------------------------------------------------------------------------ persistence
-    def gail_state(self) -> dict[str, Any]:
-        return {
-            "global_step": self.state.global_step,
-            "demo_ratio": self.current_demo_ratio(),
-            "discriminator_pretrained": self.discriminator_pretrained,
-        }
-
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        if self.args.should_save:
-            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            save_gail_checkpoint(folder, self.discriminator, self.discriminator_optimizer, self.gail_state())
-
-    def _load_optimizer_and_scheduler(self, checkpoint):
-        super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is not None:
-            state = load_gail_checkpoint(
-                checkpoint, self.discriminator, self.discriminator_optimizer, self.accelerator.device
-            )
-            self.discriminator_pretrained = state["discriminator_pretrained"]
-
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
-        """Save the policy and, beside it, the discriminator. Never pushes: `push_to_hub` does that, once."""
-        super().save_model(output_dir, _internal_call=True)
-        if self.args.should_save and not _internal_call:
-            self.discriminator.save_pretrained(Path(output_dir or self.args.output_dir) / DISCRIMINATOR_DIR)
-
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Trainer pickles the whole config into ``training_args.bin``: keep the Hub token out of that file."""
-        token, self.args.hub_token = self.args.hub_token, None
-        try:
-            super()._save(output_dir, state_dict)
-        finally:
-            self.args.hub_token = token
-
-    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
-        """Checkpoints are not published mid-run: they would carry pickles and lack the card. Push at the end."""
-
-    # -------------------------------------------------------------------------------------------- Hub
-    def push_to_hub(
-        self,
-        commit_message: str | None = "End of training",
-        blocking: bool = True,
-        token: str | None = None,
-        revision: str | None = None,
-        private: bool | None = None,
-        dataset_name: str | list[str] | None = None,
-        license: str = "apache-2.0",
-        tags: list[str] | None = None,
-    ):
-        """Push the run as one model repo: policy (or LoRA adapter), tokenizer, ``discriminator/`` and a model card.
-
-        Saves both models to ``args.output_dir`` and uploads it with `egail.hub.push_run` (no checkpoints, no
-        pickles) to ``args.hub_model_id``, by default the output folder's name under the token's user.
-        ``dataset_name`` (TRL's keyword) names the training data in the card. Returns the commit URL, or a
-        Future of it when ``blocking=False``.
-        """
-        from huggingface_hub import HfApi
-
-        from egail.hub import push_run
-
-        self.callback_handler.on_push_begin(self.args, self.state, self.control)
-        output_dir = Path(self.args.output_dir)
-        self.save_model(str(output_dir))
-        if not self.is_world_process_zero():
-            return None
-        push = dict(
-            run_dir=output_dir,
-            repo_id=self.hub_model_id or self.args.hub_model_id or output_dir.absolute().name,
-            private=private if private is not None else self.args.hub_private_repo,
-            token=token if token is not None else self.args.hub_token,
-            revision=revision if revision is not None else self.args.hub_revision,
-            commit_message=commit_message or "End of training",
-            base_model=getattr(self.accelerator.unwrap_model(self.model).config, "_name_or_path", None),
-            datasets=[dataset_name] if isinstance(dataset_name, str) else dataset_name,
-            training_args=self.args.to_dict(),
-            license=license,
-            tags=tags,
-        )
-        return push_run(**push) if blocking else HfApi().run_as_future(push_run, **push)
+        return {f"discriminator/{k}": mean_over_ranks(self.accelerator, v / steps) for k, v in sums.items()}
 
 
 class _PretrainDiscriminatorOnTrainBegin(TrainerCallback):
-    """Step 1 of Algorithm 1 at the start of ``train``: after accelerate (DDP, DeepSpeed, FSDP) has prepared the
+    """The optional MLE warm-up, then step 1 of Algorithm 1, at the start of ``train``: after accelerate (DDP, DeepSpeed, FSDP) has prepared the
     model and a resumed checkpoint has been loaded, so generation runs on the prepared model and a resumed run
     (whose checkpoint says D was pre-trained) does not pre-train again."""
 
@@ -562,5 +415,7 @@ class _PretrainDiscriminatorOnTrainBegin(TrainerCallback):
         self.trainer = trainer
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not self.trainer.policy_warmed_up:
+            self.trainer.warm_up_policy(args.sft_warmup_steps)
         if not self.trainer.discriminator_pretrained:
             self.trainer.pretrain_discriminator(args.discriminator_pretrain_steps)

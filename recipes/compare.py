@@ -1,38 +1,94 @@
 #!/usr/bin/env python
-"""The paper's comparison on one budget: base model, SFT (MLE), TextGAIL and EmpathyGAIL, evaluated alike.
+"""The GAIL-vs-MLE study on one base model: every trained model a LoRA adapter, all evaluated alike.
 
-    python recipes/compare.py --out results/cpu-smollm2 \
+    python recipes/compare.py --study results/gail-vs-mle-cpu --work-dir outputs/study \
         --source ed:../shared/data/raw/empatheticdialogues/reconstructed/ed_valid.csv \
-        --source dd:../shared/data/raw/dailydialog/original/train
+        --source dd:../shared/data/raw/dailydialog/original/train --reuse [--until STAGE]
 
-1. builds the expert trajectories from the sources (split by conversation; the `test` split is the
-   development split used for evaluation, never trained on) into ``--work-dir`` (not ``--out``: the corpora's
-   licenses forbid redistributing them with results);
-2. SFT of the base model for ``--sft-steps``; TextGAIL and EmpathyGAIL each start from that SFT model and
-   train ``--gail-steps`` with the same batch, lengths, learning rate and seed, from their YAML configs;
-3. evaluates the four models on the same development rows with the same generation settings; the
-   EmpathyGAIL discriminator scores every model's responses, so the score is one judge for all;
-4. writes results.json, table.md, the plots, examples.md, and run.md (exact commands, seeds, wall times).
+Stages, in order (each a recipe command, run in this process and timed in CPU seconds):
+
+1. ``data``: the expert trajectories, split by conversation (``test`` is held back for the evaluation);
+2. ``sft``: MLE (TRL ``SFTTrainer``) of a LoRA adapter on the base model; it ends with a checkpoint;
+3. ``textgail`` and ``empathygail``: GAIL from the SFT adapter with the two YAML configs, same budget;
+4. ``sft-equal-compute``: the SFT run resumed and trained on for as many CPU seconds as ``empathygail`` took
+   (the fair control: does GAIL beat simply training longer?);
+5. ``spin``: one SPIN iteration (TRL ``DPOTrainer``: expert response chosen, the SFT model's sample rejected);
+6. ``evaluation``: every model on the same test rows (``egail.evaluation``), then bootstrap intervals and the
+   realism probe (``egail.evaluation.study``), the GAIL learning curves, and the adapters copied into the study.
+
+A stage's folder gets ``stage.json`` last, when the stage has finished. ``--reuse`` skips a stage whose
+``stage.json`` records the same command; a folder without it is half-written and is never trusted: a training stage
+resumes from its last complete checkpoint, anything else is redone. Corpus text stays in ``--work-dir``: the
+corpora's licenses forbid redistributing it with the results.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import platform
 import shlex
+import shutil
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-RECIPES = Path(__file__).resolve().parent
-# As a script, this folder leads sys.path and recipes/evaluate.py would shadow the `evaluate` library.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != RECIPES]
+from egail import __version__
+from egail.cli import run_cli
 
-from egail.cli import run_cli  # noqa: E402
+RECIPES = Path(__file__).resolve().parent
+REPO = RECIPES.parent
+STAGE_FILE = "stage.json"
+GAIL_VARIANTS = ("textgail", "empathygail")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+MAX_ADAPTER_MB = 10.5
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--source", action="append", required=True, help="kind:path, as in `python -m egail.data build`")
+    add("--study", required=True, help="results folder: tables, plots, JSON, run.md, adapters/")
+    add("--work-dir", default="outputs/study", help="data and training folders (not committed)")
+    add("--model", default="smollm2-135m-instruct", help="base model (embedded name, folder or Hub id)")
+    add("--seed", type=int, default=0, help="training and data-split seed")
+    add("--lora-r", type=int, default=8, help="LoRA rank (all linear layers): r=8 in fp32 is ~9.8 MB on SmolLM2-135M")
+    add("--sft-steps", type=int, default=100)
+    add("--sft-learning-rate", type=float, default=2e-4)
+    add("--gail-steps", type=int, default=200, help="optimizer steps of each GAIL run")
+    add("--gail-learning-rate", type=float, default=3e-5)
+    add("--discriminator-pretrain-steps", type=int, default=20)
+    add("--spin-samples", type=int, default=800, help="states of the SPIN iteration")
+    add("--spin-steps", type=int, default=100)
+    add("--eval-samples", type=int, default=600, help="test rows evaluated (each bucket must get >= 100)")
+    add("--eval-seeds", type=int, nargs="+", default=[0])
+    add("--max-new-tokens", type=int, default=48)
+    add("--reuse", action="store_true", help="skip stages whose stage.json records the same command")
+    add("--until", help="stop after this stage (the study can run in parts)")
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Stage:
+    """One step of the study: the recipe command it runs (as a shell would), and where it writes."""
+
+    name: str
+    script: str  # "recipes/sft.py", or "-m egail.data" ...
+    argv: list[str]
+    folder: Path
+    run: Callable[[list[str]], object]
+    resumable: bool = False  # a training stage: a half-written folder resumes from its last complete checkpoint
+
+    @property
+    def command(self) -> list[str]:
+        return ["python", *self.script.split(), *self.argv]
 
 
 def _recipe(name: str):
+    import importlib.util
+
     spec = importlib.util.spec_from_file_location(f"egail_recipe_{name}", RECIPES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -40,120 +96,233 @@ def _recipe(name: str):
     return module
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", action="append", required=True, help="kind:path, as in `python -m egail.data build`")
-    parser.add_argument("--model", default="smollm2-135m-instruct", help="base model (embedded name, folder or Hub id)")
-    parser.add_argument("--out", required=True, help="folder for results (JSON, table, plots, examples, run.md)")
-    parser.add_argument("--work-dir", default="outputs/compare", help="folder for the built data and the models")
-    parser.add_argument("--max-train-samples", type=int, default=4000, help="seeded sample of the train split")
-    parser.add_argument("--sft-steps", type=int, default=60)
-    parser.add_argument("--gail-steps", type=int, default=20)
-    parser.add_argument("--learning-rate", type=float, default=5e-6, help="GAIL learning rate (both variants)")
-    parser.add_argument("--discriminator-pretrain-steps", type=int, default=10)
-    parser.add_argument("--discriminator-encoder", default="minilm-l6")
-    parser.add_argument("--eval-samples", type=int, default=150, help="development rows evaluated")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds of the evaluation")
-    parser.add_argument("--seed", type=int, default=0, help="training and data-split seed")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--eval-batch-size", type=int, default=32)
-    parser.add_argument("--reuse", action="store_true",
-                        help="skip a stage whose command is unchanged since it last finished in --work-dir")
-    return parser.parse_args(argv)
+def finished(stage: Stage) -> dict | None:
+    """The stage's record when it finished with this very command, else None."""
+    record_file = stage.folder / STAGE_FILE
+    if not record_file.is_file():
+        return None
+    record = json.loads(record_file.read_text())
+    return record if record.get("command") == stage.command else None
 
 
-def gail_overrides(args: argparse.Namespace, model: str, output_dir: Path, data_dir: Path) -> list[str]:
-    """What makes the paper-sized YAML configs fit 2 CPU cores; identical for TextGAIL and EmpathyGAIL."""
+def run_stage(stage: Stage, reuse: bool) -> dict:
+    """Run ``stage`` (or reuse it) and return its record: command, CPU and wall seconds, versions."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from egail.checkpointing import latest_complete_checkpoint
+
+    done = finished(stage) if reuse else None
+    if done is not None:
+        print(f"[study] {stage.name}: reused ({done['cpu_s']:.0f} CPU s when it ran)", flush=True)
+        return done
+    argv = list(stage.argv)
+    earlier = {}
+    if stage.folder.exists():
+        checkpoint = None
+        if stage.resumable and reuse:
+            checkpoint = latest_complete_checkpoint(stage.folder) or get_last_checkpoint(str(stage.folder))
+        if checkpoint and (Path(checkpoint) / "trainer_state.json").is_file():
+            print(f"[study] {stage.name}: half-written; resuming from {checkpoint}", flush=True)
+            argv += ["--resume_from_checkpoint", checkpoint]
+            partial = stage.folder / "partial_cpu.json"  # CPU time of the earlier, interrupted parts
+            earlier = json.loads(partial.read_text()) if partial.is_file() else {}
+        else:
+            print(f"[study] {stage.name}: {'redoing' if (stage.folder / STAGE_FILE).exists() else 'half-written;'} "
+                  f"starting over", flush=True)  # fmt: skip
+            shutil.rmtree(stage.folder)
+    started_cpu, started_wall = time.process_time(), time.perf_counter()
+    try:
+        stage.run(argv)
+    finally:
+        if stage.resumable and stage.folder.exists() and not (stage.folder / STAGE_FILE).exists():
+            spent = {"cpu_s": earlier.get("cpu_s", 0.0) + time.process_time() - started_cpu,
+                     "wall_s": earlier.get("wall_s", 0.0) + time.perf_counter() - started_wall}  # fmt: skip
+            (stage.folder / "partial_cpu.json").write_text(json.dumps(spent))
+    record = {
+        "command": stage.command,
+        "cpu_s": round(earlier.get("cpu_s", 0.0) + time.process_time() - started_cpu, 1),
+        "wall_s": round(earlier.get("wall_s", 0.0) + time.perf_counter() - started_wall, 1),
+        "resumed": bool(earlier),
+        "egail": __version__,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    stage.folder.mkdir(parents=True, exist_ok=True)
+    (stage.folder / (STAGE_FILE + ".tmp")).write_text(json.dumps(record, indent=2))
+    (stage.folder / (STAGE_FILE + ".tmp")).replace(stage.folder / STAGE_FILE)  # last, atomically
+    (stage.folder / "partial_cpu.json").unlink(missing_ok=True)
+    print(f"[study] {stage.name}: {record['cpu_s']:.0f} CPU s, {record['wall_s']:.0f} s wall", flush=True)
+    return record
+
+
+def check_study_folder(study: Path) -> None:
+    """A study folder written by another egail version is not mixed with this one's results."""
+    run_file = study / "run.json"
+    if run_file.is_file():
+        written_by = json.loads(run_file.read_text()).get("egail")
+        if written_by is not None and written_by.split(".")[:2] != __version__.split(".")[:2]:
+            raise ValueError(
+                f"{study} was written by egail {written_by}, this is {__version__}: use a new --study folder "
+                f"(and --work-dir), or reproduce it with egail {written_by}."
+            )
+
+
+def sft_argv(args: argparse.Namespace, data: Path, output_dir: Path, max_steps: int) -> list[str]:
+    """SFT of an all-linear LoRA adapter at a constant learning rate (so a resumed run simply trains on)."""
     return [
-        "--model_name_or_path", model, "--dataset_name", str(data_dir), "--output_dir", str(output_dir),
-        "--max_steps", str(args.gail_steps), "--max_train_samples", str(args.max_train_samples),
-        "--learning_rate", str(args.learning_rate), "--warmup_steps", "0",
-        "--num_generations", "4", "--generation_batch_size", "16", "--per_device_train_batch_size", "8",
-        "--max_completion_length", str(args.max_new_tokens), "--history_max_turns", "2", "--beta", "0.0",
-        "--discriminator_pretrain_steps", str(args.discriminator_pretrain_steps),
-        "--discriminator_encoder", args.discriminator_encoder, "--demo_warmup_steps", str(max(1, args.gail_steps // 4)),
-        "--use_cpu", "true", "--bf16", "false", "--report_to", "none", "--logging_steps", "2",
-        "--save_strategy", "no", "--seed", str(args.seed),
-    ]
+        "--config", str(RECIPES / "configs" / "sft.yaml"), "--model_name_or_path", args.model,
+        "--dataset_name", str(data), "--output_dir", str(output_dir), "--max_steps", str(max_steps),
+        "--per_device_train_batch_size", "8", "--learning_rate", str(args.sft_learning_rate),
+        "--lr_scheduler_type", "constant_with_warmup", "--warmup_steps", "10", "--history_max_turns", "2",
+        "--max_length", "320", "--use_peft", "true", "--lora_r", str(args.lora_r), "--lora_alpha", str(2 * args.lora_r),
+        "--lora_dropout", "0.05", "--lora_target_modules", "all-linear", "--gradient_checkpointing", "false",
+        "--use_cpu", "true", "--bf16", "false", "--report_to", "none",
+    ]  # fmt: skip
+
+
+def gail_argv(args: argparse.Namespace, variant: str, data: Path, start: Path, output_dir: Path) -> list[str]:
+    """GAIL from the SFT adapter with a variant's YAML; what the CPU budget sets is the same for both variants."""
+    return [
+        "--config", str(RECIPES / "configs" / f"{variant}.yaml"), "--model_name_or_path", str(start),
+        "--dataset_name", str(data), "--output_dir", str(output_dir), "--max_steps", str(args.gail_steps),
+        "--learning_rate", str(args.gail_learning_rate), "--lr_scheduler_type", "constant", "--warmup_steps", "0",
+        "--num_generations", "4", "--generation_batch_size", "32", "--per_device_train_batch_size", "8",
+        "--max_completion_length", str(args.max_new_tokens), "--temperature", "1.0", "--top_p", "1.0",
+        "--history_max_turns", "2", "--discriminator_pretrain_steps", str(args.discriminator_pretrain_steps),
+        "--demo_warmup_steps", str(args.gail_steps // 4), "--gradient_checkpointing", "false",
+        "--use_cpu", "true", "--bf16", "false", "--report_to", "none", "--logging_steps", "5",
+        "--save_strategy", "steps", "--save_steps", "25", "--save_total_limit", "1", "--seed", str(args.seed),
+    ]  # fmt: skip
+
+
+def build_stages(args: argparse.Namespace, work: Path, records: dict[str, dict]) -> list[Stage]:
+    """The study's stages; ``records`` (filled as stages finish) supplies the equal-compute budget."""
+    from egail.data import build_dataset
+
+    data, sft, equal, spin = work / "data", work / "sft", work / "sft-equal-compute", work / "spin"
+    sources = [part for source in args.source for part in ("--source", source)]
+    sft_run = ["--save_strategy", "steps", "--save_steps", str(args.sft_steps), "--logging_steps", "5"]
+    stages = [
+        Stage("data", "-m egail.data build", [*sources, "--out", str(data), "--seed", str(args.seed)], data,
+              lambda argv: build_dataset(args.source, seed=args.seed).save(data)),
+        Stage("sft", "recipes/sft.py", [*sft_argv(args, data, sft, args.sft_steps), *sft_run, "--seed", str(args.seed)],
+              sft, lambda argv: _recipe("sft").main(argv), resumable=True),
+    ]  # fmt: skip
+    stages += [
+        Stage(variant, "recipes/train.py", gail_argv(args, variant, data, sft, work / variant), work / variant,
+              lambda argv: _recipe("train").main(argv), resumable=True)
+        for variant in GAIL_VARIANTS
+    ]  # fmt: skip
+    budget = records.get("empathygail", {}).get("cpu_s", 0)  # known once empathygail has run
+    stages.append(Stage("sft-equal-compute", "recipes/sft.py", [
+        *sft_argv(args, data, equal, 1_000_000), "--max_cpu_seconds", str(budget),
+        "--resume_from_checkpoint", str(sft / f"checkpoint-{args.sft_steps}"), "--save_strategy", "no",
+        "--logging_steps", "5", "--seed", str(args.seed),
+    ], equal, lambda argv: _recipe("sft").main(argv)))  # fmt: skip
+    stages.append(Stage("spin", "recipes/spin.py", [
+        "--config", str(RECIPES / "configs" / "spin.yaml"), "--model_name_or_path", str(sft),
+        "--base_model", args.model, "--dataset_name", str(data), "--output_dir", str(spin),
+        "--max_train_samples", str(args.spin_samples), "--max_steps", str(args.spin_steps),
+        "--max_new_tokens", str(args.max_new_tokens), "--history_max_turns", "2", "--seed", str(args.seed),
+    ], spin, lambda argv: _recipe("spin").main(argv)))  # fmt: skip
+    return stages
+
+
+def trained_models(args: argparse.Namespace, work: Path) -> dict[str, str]:
+    return {"base": args.model, "sft": str(work / "sft"), "sft-equal-compute": str(work / "sft-equal-compute"),
+            **{v: str(work / v) for v in GAIL_VARIANTS}, "spin": str(work / "spin")}  # fmt: skip
+
+
+def evaluate(args: argparse.Namespace, work: Path, study: Path) -> None:
+    """Every model on the same test rows, then intervals, realism and curves; the adapters into the study."""
+    from egail.evaluation import EvaluationSettings, GenerationSettings, evaluate_models
+    from egail.evaluation.study import score_study
+
+    models = trained_models(args, work)
+    settings = EvaluationSettings(
+        split="test", max_samples=args.eval_samples, history_max_turns=2, seeds=tuple(args.eval_seeds),
+        discriminator=str(work / "empathygail" / "discriminator"),
+        generation=GenerationSettings(max_new_tokens=args.max_new_tokens),
+    )  # fmt: skip
+    report = evaluate_models(models, str(work / "data"), settings)
+    counts = report.to_dict().get("rows", {})
+    report.write(work / "evaluation")
+    for name in ("results.json", "table.md", "perplexity.png", "bleu.png"):
+        if (work / "evaluation" / name).is_file():
+            shutil.copy(work / "evaluation" / name, study / name)
+    score_study(work / "evaluation", out=study)
+    for variant in GAIL_VARIANTS:  # the learning evidence: D(expert) vs D(sample), reward, length, KL
+        for name, target in (
+            ("training_curves.png", f"curves-{variant}.png"),
+            ("log_history.json", f"log-{variant}.json"),
+        ):
+            shutil.copy(work / variant / name, study / target)
+    copy_adapters(models, study / "adapters")
+    (study / "rows.json").write_text(json.dumps(counts, indent=2))
+
+
+def copy_adapters(models: dict[str, str], target: Path) -> None:
+    """Each trained adapter (weights, config, tokenizer if it differs) into ``target/<model>/``, base named
+    portably (the embedded name, not this machine's cache path) and under the size the repository allows."""
+    from egail.models import SMOLLM2, resolve_model_path
+
+    for name, folder in models.items():
+        source = Path(folder)
+        if not (source / ADAPTER_FILES[0]).is_file():
+            continue
+        out = target / name
+        out.mkdir(parents=True, exist_ok=True)
+        for file in ADAPTER_FILES:
+            shutil.copy(source / file, out / file)
+        config = json.loads((out / ADAPTER_FILES[0]).read_text())
+        if str(config.get("base_model_name_or_path")) in (SMOLLM2, resolve_model_path(SMOLLM2)):
+            config["base_model_name_or_path"] = SMOLLM2
+        (out / ADAPTER_FILES[0]).write_text(json.dumps(config, indent=2, sort_keys=True))
+        size = (out / ADAPTER_FILES[1]).stat().st_size / 2**20
+        if size > MAX_ADAPTER_MB:
+            raise ValueError(f"{name}: adapter is {size:.1f} MB, over {MAX_ADAPTER_MB} MB; lower --lora-r")
+
+
+def write_run_md(args: argparse.Namespace, study: Path, stages: list[Stage], records: dict[str, dict], argv) -> None:
+    import torch
+    import transformers
+    import trl
+
+    total = sum(r["cpu_s"] for r in records.values())
+    lines = ["# How this study was made", "",
+             f"egail {__version__}, TRL {trl.__version__}, transformers {transformers.__version__}, torch "
+             f"{torch.__version__}, Python {platform.python_version()}, {platform.processor() or platform.machine()}.",
+             "", f"CPU time of all stages: {total / 3600:.2f} h (process CPU seconds, all threads).", "",
+             "| stage | CPU s | wall s | resumed | finished |", "|---|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {n} | {r['cpu_s']} | {r['wall_s']} | {r.get('resumed', False)} | {r['finished']} |"
+              for n, r in records.items()]  # fmt: skip
+    lines += ["", "Each stage's command (compare.py runs them in one process):", "", "```bash"]
+    lines += [shlex.join(s.command).replace(f"{REPO}/", "") for s in stages if s.name in records]
+    lines += ["```", "", f"This study: `python recipes/compare.py {shlex.join(argv or sys.argv[1:])}`", ""]
+    (study / "run.md").write_text("\n".join(lines))
+    run = {"egail": __version__, "args": vars(args), "stages": records}
+    (study / "run.json").write_text(json.dumps(run, indent=2))
 
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    from egail.data import build_dataset
-    from egail.evaluation import EvaluationSettings, GenerationSettings, evaluate_models
-
-    work, out = Path(args.work_dir), Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    work, study = Path(args.work_dir), Path(args.study)
+    check_study_folder(study)
+    study.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    data_dir, timings, commands = work / "data", {}, []
-    finished_file = work / "finished_stages.json"
-    finished = json.loads(finished_file.read_text()) if finished_file.is_file() else {}
-
-    def stage(name: str, command: list[str], run) -> None:
-        commands.append((name, command))
-        if args.reuse and finished.get(name, {}).get("command") == command:
-            timings[name] = finished[name]["seconds"]
-            print(f"[compare] {name}: reused ({timings[name]} s when it ran)", flush=True)
-            return
-        started = time.perf_counter()
-        run()
-        timings[name] = round(time.perf_counter() - started, 1)
-        finished[name] = {"command": command, "seconds": timings[name]}
-        finished_file.write_text(json.dumps(finished, indent=2))
-        print(f"[compare] {name}: {timings[name]} s", flush=True)
-
-    build_argv = [part for source in args.source for part in ("--source", source)]
-    build_argv += ["--out", str(data_dir), "--seed", str(args.seed)]
-    stage("data", ["python", "-m", "egail.data", "build", *build_argv],
-          lambda: build_dataset(args.source, seed=args.seed).save(data_dir))
-
-    sft_dir = work / "sft"
-    sft_argv = [
-        "--config", str(RECIPES / "configs" / "sft.yaml"), "--model_name_or_path", args.model,
-        "--dataset_name", str(data_dir), "--output_dir", str(sft_dir), "--max_steps", str(args.sft_steps),
-        "--max_train_samples", str(args.max_train_samples),
-        "--per_device_train_batch_size", "8", "--learning_rate", "2e-5", "--warmup_steps", "0",
-        "--history_max_turns", "2", "--max_length", "384", "--use_cpu", "true", "--bf16", "false",
-        "--report_to", "none", "--save_strategy", "no", "--seed", str(args.seed),
-    ]
-    stage("sft", ["python", "recipes/sft.py", *sft_argv], lambda: _recipe("sft").main(sft_argv))
-
-    runs = {}
-    for variant in ("textgail", "empathygail"):
-        run_argv = ["--config", str(RECIPES / "configs" / f"{variant}.yaml"),
-                    *gail_overrides(args, str(sft_dir), work / variant, data_dir)]
-        stage(variant, ["python", "recipes/train.py", *run_argv], lambda a=run_argv: _recipe("train").main(a))
-        runs[variant] = work / variant
-
-    models = {"base": args.model, "sft": str(sft_dir), "textgail": str(runs["textgail"]),
-              "empathygail": str(runs["empathygail"])}
-    settings = EvaluationSettings(
-        split="test",
-        max_samples=args.eval_samples,
-        history_max_turns=2,
-        discriminator=str(runs["empathygail"] / "discriminator"),
-        generation=GenerationSettings(
-            max_new_tokens=args.max_new_tokens, seeds=tuple(args.seeds), batch_size=args.eval_batch_size
-        ),
-    )
-    eval_argv = ["--models", *(f"{k}={v}" for k, v in models.items()), "--dataset", str(data_dir), "--split", "test",
-                 "--max-samples", str(args.eval_samples), "--seeds", *map(str, args.seeds),
-                 "--history-max-turns", "2", "--max-new-tokens", str(args.max_new_tokens),
-                 "--batch-size", str(args.eval_batch_size),
-                 "--discriminator", settings.discriminator, "--out", str(out)]
-    report_holder = {}
-    stage("evaluation", ["python", "recipes/evaluate.py", *eval_argv],
-          lambda: report_holder.update(report=evaluate_models(models, str(data_dir), settings)))
-    report_holder["report"].write(out)
-
-    lines = ["# How these results were made", "", f"Total wall time: {sum(timings.values()):.0f} s on this machine.", ""]
-    lines += ["| stage | wall time (s) |", "|---|---|", *(f"| {k} | {v} |" for k, v in timings.items()), ""]
-    lines += ["Equivalent commands (compare.py runs them in one process):", "", "```bash"]
-    lines += [shlex.join(command).replace(f"{RECIPES.parent}/", "") for _, command in commands] + ["```", ""]
-    lines += [f"This comparison: `python recipes/compare.py {shlex.join(argv or sys.argv[1:])}`", ""]
-    (out / "run.md").write_text("\n".join(lines))
-    (out / "run.json").write_text(json.dumps({"timings_s": timings, "args": vars(args), "models": models}, indent=2))
-    return out
+    names = ["data", "sft", *GAIL_VARIANTS, "sft-equal-compute", "spin", "evaluation"]
+    if args.until is not None and args.until not in names:
+        raise ValueError(f"--until must be one of {', '.join(names)}, got {args.until!r}")
+    records: dict[str, dict] = {}
+    stages = build_stages(args, work, records)
+    for name in names[:-1]:
+        stage = next(s for s in build_stages(args, work, records) if s.name == name)  # budgets of finished stages
+        records[name] = run_stage(stage, args.reuse)
+        write_run_md(args, study, stages, records, argv)
+        if name == args.until:
+            return study
+    evaluate(args, work, study)
+    write_run_md(args, study, build_stages(args, work, records), records, argv)
+    return study
 
 
 if __name__ == "__main__":

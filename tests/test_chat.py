@@ -24,20 +24,38 @@ def responder(tiny_lm_path) -> EmpatheticResponder:
     return EmpatheticResponder.from_pretrained(tiny_lm_path, settings=GREEDY, device="cpu")
 
 
-def test_settings_are_explicit_and_validated():
+def test_chat_and_evaluation_share_one_settings_class_and_its_defaults():
+    from egail.evaluation import EvaluationSettings
+    from egail.evaluation import GenerationSettings as EvaluationGenerationSettings
+
+    assert EvaluationGenerationSettings is GenerationSettings
+    assert EvaluationSettings().generation == GenerationSettings()
     settings = GenerationSettings()
-    assert (settings.max_new_tokens, settings.temperature, settings.top_p) == (64, 0.7, 0.9)
-    assert settings.generate_kwargs()["do_sample"] is True
-    assert GenerationSettings(do_sample=False).generate_kwargs()["temperature"] is None
-    for bad in ({"max_new_tokens": 0}, {"temperature": 0}, {"top_p": 1.5}, {"repetition_penalty": 0}):
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            GenerationSettings(**bad)
+    assert (settings.max_new_tokens, settings.temperature, settings.top_p, settings.top_k) == (64, 0.7, 0.9, 0)
+    assert settings.repetition_penalty == 1.1
 
 
-def test_reply_is_a_non_empty_string(responder):
-    reply = responder.respond(["I lost my keys.", "Oh no, where did you last see them?"], "At the gym, I think.")
-    assert reply.source in {"model", "fallback", "output_guard"}
-    assert isinstance(reply.text, str) and reply.text.strip()
+def test_reply_is_the_models_text_when_it_says_something(responder, monkeypatch):
+    """``respond`` passes the model's own text through; the fallback is only for a reply with nothing to read."""
+    history, message = ["I lost my keys.", "Oh no, where did you last see them?"], "At the gym, I think."
+    monkeypatch.setattr(responder, "generate", lambda history, message: "Did you ask at the front desk?")
+    reply = responder.respond(history, message)
+    assert (reply.text, reply.source) == ("Did you ask at the front desk?", "model")
+
+
+def test_generate_decodes_what_the_model_sampled(responder):
+    """``generate`` returns the model's own greedy continuation of the fitted prompt, read by ``decode_reply``."""
+    import torch
+
+    history, message = ["I lost my keys."], "At the gym, I think."
+    prompt = responder.build_prompt(history, message)
+    with torch.no_grad():
+        output = responder.model.generate(
+            input_ids=torch.tensor([prompt.input_ids]), attention_mask=torch.ones(1, len(prompt.input_ids), dtype=torch.long),
+            max_new_tokens=GREEDY.max_new_tokens, do_sample=False, pad_token_id=responder.tokenizer.pad_token_id,
+            eos_token_id=responder.tokenizer.eos_token_id,
+        )  # fmt: skip
+    assert responder.generate(history, message) == responder.decode_reply(output[0, len(prompt.input_ids) :].tolist())
 
 
 def test_seed_makes_sampled_replies_reproducible(tiny_lm_path, responder):
@@ -58,7 +76,7 @@ def test_prompt_uses_the_training_format(responder):
 def test_history_is_truncated_to_the_context_window(responder):
     history = [f"turn {i}: " + "words " * 40 for i in range(40)]
     prompt = responder.build_prompt(history, "And now?")
-    assert responder.context_window == 512
+    assert responder.prompt_budget == 512 - GREEDY.max_new_tokens, "the tiny model's 512 positions, less a reply"
     assert len(prompt.input_ids) <= 512 - GREEDY.max_new_tokens
     assert 0 < len(prompt.history) < len(history) and len(prompt.history) % 2 == 0
     assert prompt.history == history[-len(prompt.history) :], "the newest turns are the ones kept"
@@ -69,9 +87,9 @@ def test_history_is_truncated_to_the_context_window(responder):
 def test_message_longer_than_the_window_keeps_its_end(responder):
     message = "blah " * 2000 + "what should I do?"
     prompt = responder.build_prompt(["earlier", "reply"], message)
-    assert prompt.message_truncated and prompt.history == []
+    assert prompt.prompt_cut and prompt.history == []
     assert len(prompt.input_ids) <= 512 - GREEDY.max_new_tokens
-    assert prompt.message.endswith("what should I do?")
+    assert prompt.prompt.endswith("what should I do?")
     assert responder.reply([], message).strip()
 
 
@@ -233,7 +251,7 @@ def test_cli_chats_with_a_hub_adapter_over_stdin(trained_adapter, tiny_lm_path, 
 @pytest.mark.slow
 def test_embedded_model_answers(smollm2_path):
     responder = EmpatheticResponder.from_pretrained("smollm2-135m-instruct", settings=GenerationSettings(seed=0))
-    assert responder.context_window == 8192
+    assert responder.prompt_budget == 8192 - GenerationSettings().max_new_tokens
     reply = responder.respond(["I failed my driving test today."], "I practised for months.")
     print(f"smollm2-135m-instruct: {reply}")
     assert reply.text.strip() and reply.source in {"model", "fallback", "output_guard"}

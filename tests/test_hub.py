@@ -20,8 +20,7 @@ import pytest
 import yaml
 
 from egail.hub import (
-    PAPER_CITATION,
-    TEXTGAIL_CITATION,
+    MODEL_CARD_TEMPLATE,
     adapter_config_for_hub,
     build_model_card,
     hub_base_model,
@@ -50,7 +49,7 @@ PUSH_SCRIPT = textwrap.dedent(
     from transformers import AutoModelForCausalLM
 
     from egail import Discriminator, GAILTrainer
-    from tests.test_trainer import make_args, trajectories
+    from tests.helpers import make_args, trajectories
 
     logging.basicConfig(level=logging.DEBUG)  # everything the libraries log goes to the captured output
     tiny_lm, tiny_encoder, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
@@ -85,8 +84,13 @@ def pushed(tmp_path_factory, tiny_lm_path, tiny_encoder_path):
     """The stand-in after both pushes, the script's results, its whole output, and the local run folders."""
     work = tmp_path_factory.mktemp("hub-runs")
     with HubStandIn(token=TOKEN) as hub:
-        env = {**os.environ, **hub.env(), "HF_HOME": str(work / "hf-home"), "PYTHONPATH": str(REPO_ROOT),
-               "HF_DEBUG": "1"}  # HF_DEBUG: huggingface_hub logs every request (as a curl command)
+        env = {
+            **os.environ,
+            **hub.env(),
+            "HF_HOME": str(work / "hf-home"),
+            "PYTHONPATH": str(REPO_ROOT),
+            "HF_DEBUG": "1",
+        }  # HF_DEBUG: huggingface_hub logs every request (as a curl command)
         process = subprocess.run(
             [sys.executable, "-c", PUSH_SCRIPT, tiny_lm_path, tiny_encoder_path, str(work)],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
@@ -298,7 +302,7 @@ def test_card_from_arguments_and_the_runs_evaluation_table(tmp_path):
     assert "| BLEU | 1.23 |" in text
     assert "| `system_prompt` | a \\| b |" in text and "| `demo_ratio_start` | 0.3 |" in text
     assert TOKEN not in text and "hub_token" not in text
-    assert PAPER_CITATION in text and TEXTGAIL_CITATION in text
+    assert "{{" not in text.replace("{{Generative", "").replace("{{TextGAIL", ""), "every template variable is filled"
 
 
 def test_card_without_config_or_evaluation_says_so(tmp_path):
@@ -307,7 +311,34 @@ def test_card_without_config_or_evaluation_says_so(tmp_path):
     assert "No evaluation was recorded with this run." in text
 
 
-def test_card_citation_matches_the_trainers():
+def test_card_cites_the_trainers_paper_and_only_that(tmp_path):
+    """The citation comes from the trainer's ``_paper`` alone: another paper there, another citation in the card."""
     from egail.trainer import GAILTrainer
 
-    assert GAILTrainer._paper["citation"] == PAPER_CITATION
+    run = make_run_dir(tmp_path, POLICY + DISCRIMINATOR)
+    text = str(build_model_card(run))
+    assert GAILTrainer._paper["citation"] in text and f"arxiv.org/abs/{GAILTrainer._paper['id']}" in text
+    other = {"title": "Another Paper", "id": "0000.00000", "citation": "@article{another2026,\n  title = {X}\n}"}
+    text = str(build_model_card(run, paper=other, trainer_name="Other"))
+    assert other["citation"] in text and "[Another Paper](https://arxiv.org/abs/0000.00000)" in text
+    assert "muthukumar2021empathygail" not in text and "`OtherTrainer`" in text
+
+
+def test_card_is_rendered_from_the_shipped_template(tmp_path, monkeypatch):
+    """Edit the template file and the card changes: the body lives in the template, not in code."""
+    import egail.hub
+
+    assert MODEL_CARD_TEMPLATE.is_file()
+    template = tmp_path / "card.md"
+    template.write_text("---\n{{ card_data }}\n---\n\nCustom card for {{ repo_id }}.\n")
+    monkeypatch.setattr(egail.hub, "MODEL_CARD_TEMPLATE", template)
+    card = build_model_card(make_run_dir(tmp_path / "run", POLICY + DISCRIMINATOR), repo_id="user/x")
+    assert card.text.strip() == "Custom card for user/x." and card.data.to_dict()["license"] == "apache-2.0"
+
+
+def test_card_template_is_package_data():
+    import tomllib
+
+    package_data = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    relative = MODEL_CARD_TEMPLATE.relative_to(REPO_ROOT / "egail").as_posix()
+    assert any(Path(relative).match(pattern) for pattern in package_data["egail"]), relative

@@ -25,7 +25,9 @@ def test_nothing_unacknowledging_beats_a_supportive_reply_to_bad_news(scorer, re
 
 
 def test_the_documented_order_on_a_sad_state(scorer):
-    rewards = [scorer.reward([], SAD, r) for r in ("", "Okay.", "Sorry to hear that.", "I'm so sorry. I hope it gets better.")]
+    rewards = [
+        scorer.reward([], SAD, r) for r in ("", "Okay.", "Sorry to hear that.", "I'm so sorry. I hope it gets better.")
+    ]
     assert rewards == sorted(rewards) and rewards[0] == rewards[1] == 0.0 < rewards[2] == 0.5 < rewards[3] == 1.0
 
 

@@ -8,54 +8,11 @@ import pytest
 import torch
 from datasets import Dataset
 
-from egail import GAILConfig, GAILTrainer
+from egail import GAILTrainer
 from egail.demos import demo_ratio_at, demo_slots, max_demo_ratio, num_demos
 from egail.formatting import response_ids
-from egail.trainer import Rollout
-
-SAD = "My dog passed away this morning and the house feels empty."
-SAD_REPLY = "I'm so sorry. Losing a dog is losing family. How are you holding up?"
-
-
-def trajectories(n: int = 16) -> Dataset:
-    rows = []
-    for i in range(n):
-        history = [] if i % 3 == 0 else ["I had a rough week at work.", "That sounds exhausting. What happened?"]
-        rows.append({"history": history, "prompt": f"{SAD} ({i})", "response": f"{SAD_REPLY} ({i})", "conv_id": str(i)})
-    return Dataset.from_list(rows)
-
-
-def make_args(tmp_path, **overrides) -> GAILConfig:
-    settings = dict(
-        output_dir=str(tmp_path / "run"),
-        max_steps=3,
-        per_device_train_batch_size=4,
-        num_generations=4,
-        generation_batch_size=8,
-        max_completion_length=10,
-        discriminator_pretrain_steps=0,
-        demo_warmup_steps=0,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=0,
-        use_cpu=True,
-        gradient_checkpointing=False,
-        learning_rate=1e-3,
-    )
-    settings.update(overrides)
-    return GAILConfig(**settings)
-
-
-@pytest.fixture
-def trainer_factory(tmp_path, tiny_lm_path, tiny_encoder_path):
-    def build(dataset: Dataset | None = None, peft_config=None, **overrides) -> GAILTrainer:
-        overrides.setdefault("discriminator_encoder", tiny_encoder_path)
-        args = make_args(tmp_path, **overrides)
-        dataset = dataset if dataset is not None else trajectories()
-        return GAILTrainer(tiny_lm_path, args=args, train_dataset=dataset, peft_config=peft_config)
-
-    return build
+from egail.rollout import Rollout
+from tests.helpers import SAD, make_args, trajectories
 
 
 # ------------------------------------------------------------------------------------------- schedule
@@ -85,8 +42,10 @@ def test_demo_ratio_outside_unit_interval_is_rejected(tmp_path):
     [
         ([{"history": [], "prompt": "hi"}], r"missing column\(s\) \['response'\]"),
         ([{"history": [], "prompt": "hi", "response": "  "}], "row 0: 'response' is empty"),
-        ([{"history": [], "prompt": "hi", "response": "ok"}, {"history": [], "prompt": "", "response": "x"}],
-         "row 1: 'prompt' is empty"),
+        (
+            [{"history": [], "prompt": "hi", "response": "ok"}, {"history": [], "prompt": "", "response": "x"}],
+            "row 1: 'prompt' is empty",
+        ),
         ([{"history": "not a list", "prompt": "hi", "response": "ok"}], "row 0: 'history' must be a list of strings"),
         ([{"history": [1, 2], "prompt": "hi", "response": "ok"}], "row 0: 'history' must be a list of strings"),
         ([{"history": [], "prompt": "hi", "response": 3}], "row 0: 'response' must be a string"),
@@ -102,8 +61,9 @@ def _rollout(trainer: GAILTrainer, monkeypatch) -> tuple[list[dict], dict, Rollo
     """One training rollout; returns its inputs, TRL's output and the `Rollout` D was updated on."""
     seen: list[Rollout] = []
     update = trainer.update_discriminator
-    monkeypatch.setattr(trainer, "update_discriminator", lambda rollout, passes: seen.append(rollout) or update(
-        rollout, passes))
+    monkeypatch.setattr(
+        trainer, "update_discriminator", lambda rollout, passes: seen.append(rollout) or update(rollout, passes)
+    )
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))
     output = trainer._generate_and_score_completions(batch)
@@ -189,8 +149,14 @@ def test_the_expert_side_of_d_is_cut_and_decoded_like_completions(trainer_factor
 
 
 def test_one_liners_stay_out_of_rollouts_unless_asked(trainer_factory):
-    rows = [{"history": [], "prompt": "Every day is a fresh start.", "response": "Every day is a fresh start.",
-             "source": "oneliners"}] * 4 + trajectories(8).to_list()
+    rows = [
+        {
+            "history": [],
+            "prompt": "Every day is a fresh start.",
+            "response": "Every day is a fresh start.",
+            "source": "oneliners",
+        }
+    ] * 4 + trajectories(8).to_list()
     dataset = Dataset.from_list(rows)
     assert len(trainer_factory(dataset).train_dataset) == 8
     assert len(trainer_factory(dataset, include_oneliners=True).train_dataset) == 12
@@ -271,8 +237,11 @@ def _train_and_check(trainer: GAILTrainer) -> None:
     # as TRL's tests do: every trainable tensor moved (D's encoder pooler is unused: D mean-pools the tokens)
     unchanged = [k for k, v in trainer.model.named_parameters() if v.requires_grad and torch.equal(before[k], v)]
     assert not unchanged, unchanged
-    unchanged = [k for k, v in trainer.discriminator.named_parameters()
-                 if v.requires_grad and "pooler" not in k and torch.equal(disc_before[k], v)]
+    unchanged = [
+        k
+        for k, v in trainer.discriminator.named_parameters()
+        if v.requires_grad and "pooler" not in k and torch.equal(disc_before[k], v)
+    ]
     assert not unchanged, unchanged
 
 
@@ -293,8 +262,11 @@ def test_pretraining_sees_steps_times_batch_distinct_states(trainer_factory, mon
     trainer = trainer_factory(trajectories(64), discriminator_pretrain_steps=6)
     states: list[str] = []
     update = trainer.update_discriminator
-    monkeypatch.setattr(trainer, "update_discriminator", lambda rollout, passes: states.extend(rollout.prompts) or
-                        update(rollout, passes))
+    monkeypatch.setattr(
+        trainer,
+        "update_discriminator",
+        lambda rollout, passes: states.extend(rollout.prompts) or update(rollout, passes),
+    )
     trainer.pretrain_discriminator(6)
     batch = trainer.args.per_device_train_batch_size * trainer.args.steps_per_generation
     assert len(states) == 6 * batch == 48 and len(set(states)) == 48
@@ -304,8 +276,13 @@ def test_pretraining_runs_inside_train_after_the_model_is_prepared(trainer_facto
     trainer = trainer_factory(discriminator_pretrain_steps=1, max_steps=1)
     prepared = []
     pretrain = trainer.pretrain_discriminator
-    monkeypatch.setattr(trainer, "pretrain_discriminator", lambda steps: prepared.append(
-        (len(trainer.accelerator._models), trainer.state.global_step)) or pretrain(steps))
+    monkeypatch.setattr(
+        trainer,
+        "pretrain_discriminator",
+        lambda steps: (
+            prepared.append((len(trainer.accelerator._models), trainer.state.global_step)) or pretrain(steps)
+        ),
+    )
     trainer.train()
     assert prepared == [(1, 0)] and trainer.discriminator_pretrained
 
@@ -317,14 +294,20 @@ def test_three_steps_on_the_embedded_models(tmp_path, smollm2_path):
 
 
 def test_resume_equals_uninterrupted_run(trainer_factory, tmp_path):
-    straight = trainer_factory(max_steps=4, save_strategy="steps", save_steps=2, discriminator_pretrain_steps=1,
-                               per_device_train_batch_size=8)
+    straight = trainer_factory(
+        max_steps=4, save_strategy="steps", save_steps=2, discriminator_pretrain_steps=1, per_device_train_batch_size=8
+    )
     straight.train()
     checkpoint = tmp_path / "run" / "checkpoint-2"
     assert (checkpoint / "discriminator" / "model.safetensors").is_file()
 
-    resumed = trainer_factory(max_steps=4, save_strategy="no", discriminator_pretrain_steps=1,
-                              per_device_train_batch_size=8, output_dir=str(tmp_path / "resumed"))
+    resumed = trainer_factory(
+        max_steps=4,
+        save_strategy="no",
+        discriminator_pretrain_steps=1,
+        per_device_train_batch_size=8,
+        output_dir=str(tmp_path / "resumed"),
+    )
     resumed.train(resume_from_checkpoint=str(checkpoint))
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, atol=1e-5, rtol=1e-4)
@@ -346,3 +329,29 @@ def test_lora_trains_only_adapters(trainer_factory):
     after = dict(trainer.model.named_parameters())
     assert all(torch.equal(after[k], v) for k, v in frozen.items())
     assert all(not torch.equal(after[k], v) for k, v in adapters.items() if "lora_B" in k or "lora_A" in k)
+
+
+def test_mle_warm_up_runs_before_discriminator_pretraining_and_fits_the_demos(trainer_factory, monkeypatch):
+    trainer = trainer_factory(sft_warmup_steps=6, sft_warmup_learning_rate=1e-2, discriminator_pretrain_steps=1,
+                              max_steps=1)  # fmt: skip
+    order: list[str] = []
+    losses: list[float] = []
+    warm_up, pretrain = trainer.warm_up_policy, trainer.pretrain_discriminator
+    monkeypatch.setattr(
+        trainer,
+        "warm_up_policy",
+        lambda steps: order.append(f"warm-up {steps}") or losses.extend(warm_up(steps)) or losses,
+    )
+    monkeypatch.setattr(
+        trainer, "pretrain_discriminator", lambda steps: order.append(f"pre-train {steps}") or pretrain(steps)
+    )
+    trainer.train()
+    assert order == ["warm-up 6", "pre-train 1"]
+    assert len(losses) == 6 and losses[-1] < losses[0]  # the tiny model learns the (repetitive) expert replies
+    assert trainer.gail_state()["policy_warmed_up"] is True
+
+
+def test_mle_warm_up_is_off_by_default(trainer_factory, monkeypatch):
+    trainer = trainer_factory(max_steps=1)
+    monkeypatch.setattr(trainer, "warm_up_policy", lambda steps: pytest.fail("warm-up ran"))
+    trainer.train()

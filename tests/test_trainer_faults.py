@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from egail.checkpointing import GAIL_STATE, NonFiniteTrainingError, latest_complete_checkpoint, resolve_checkpoint
-from tests.test_trainer import trainer_factory  # noqa: F401 - fixture
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

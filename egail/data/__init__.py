@@ -30,7 +30,8 @@ from egail.data.readers import (
     read_oneliners,
 )
 from egail.data.splits import DEFAULT_SPLITS, dedupe, split_conversations
-from egail.data.stagger import COLUMNS, STAGGERING_RULE, stagger
+from egail.data.stagger import STAGGERING_RULE, stagger
+from egail.schema import COLUMNS
 
 __all__ = [
     "COLUMNS",

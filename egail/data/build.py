@@ -11,7 +11,7 @@ import pyarrow as pa
 from datasets.table import InMemoryTable
 from tqdm.auto import tqdm
 
-from egail.data.conversation import ONELINERS_SOURCE, Conversation, ReadResult, Skip
+from egail.data.conversation import Conversation, ReadResult, Skip
 from egail.data.readers import (
     read_chat_jsonl,
     read_dailydialog,
@@ -20,7 +20,8 @@ from egail.data.readers import (
     read_oneliners,
 )
 from egail.data.splits import DEFAULT_SPLITS, check_splits, dedupe, split_conversations
-from egail.data.stagger import COLUMNS, stagger
+from egail.data.stagger import stagger
+from egail.schema import COLUMNS, ONELINERS_SOURCE
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 EMBEDDED_CONVERSATIONS = EMBEDDED_DIR / "conversations.jsonl"

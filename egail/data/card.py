@@ -24,7 +24,7 @@ LICENSE_NOTES = {
     "cc-by-nc-sa-4.0": "CC BY-NC-SA 4.0 (DailyDialog): attribution, non-commercial use only, and data derived "
     "from it must be shared under the same license.",
     "cc-by-4.0": "CC BY 4.0 (egail's embedded dataset): attribution.",
-    "unknown": "Sources marked \"not stated\" were supplied to the build without license information.",
+    "unknown": 'Sources marked "not stated" were supplied to the build without license information.',
 }
 
 SOURCE_DESCRIPTIONS = {
@@ -122,7 +122,7 @@ def dataset_card(result: BuildResult) -> str:
         "Text is normalised: EmpatheticDialogues' `_comma_` becomes `,`; DailyDialog's tokenisation (spaces "
         "around punctuation and `’`) is undone; whitespace is stripped and empty utterances are skipped. "
         "DailyDialog labels each utterance, and a row's `emotion` is the label of its *prompt* utterance "
-        "(null for DailyDialog's \"no emotion\"); EmpatheticDialogues labels each conversation, and its "
+        '(null for DailyDialog\'s "no emotion"); EmpatheticDialogues labels each conversation, and its '
         "`situation` is ED's `prompt` text.",
         "",
         "## Sources, licenses and counts",
@@ -163,8 +163,7 @@ def dataset_card(result: BuildResult) -> str:
         "",
         "- Rashkin, Smith, Li, Boureau. *Towards Empathetic Open-domain Conversation Models: a New Benchmark "
         "and Dataset*. ACL 2019.",
-        "- Li, Su, Shen, Li, Cao, Niu. *DailyDialog: A Manually Labelled Multi-turn Dialogue Dataset*. "
-        "IJCNLP 2017.",
+        "- Li, Su, Shen, Li, Cao, Niu. *DailyDialog: A Manually Labelled Multi-turn Dialogue Dataset*. IJCNLP 2017.",
         "- Muthukumar, Muthukumar, Muthirayan, Khargonekar. *Generative Adversarial Imitation Learning for "
         "Empathy-based AI*. arXiv:2105.13328, 2021.",
         "",
@@ -194,7 +193,9 @@ def summary_table(result: BuildResult, max_skips: int = 20) -> str:
     rows.append(["total", "", *[""] * 3, *[f"{len(result.dataset[n]):,} rows" for n in splits]])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     text = [
-        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=False))
+        )
         for row in [header, *rows]
     ]
     text.insert(1, "  ".join("-" * w for w in widths))

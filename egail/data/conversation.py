@@ -11,8 +11,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from egail.schema import ONELINERS_SOURCE  # noqa: F401 - the readers import it from here
-
 #: The 32 EmpatheticDialogues emotion labels (the values of ED's ``context`` column).
 ED_EMOTIONS: tuple[str, ...] = (
     "afraid", "angry", "annoyed", "anticipating", "anxious", "apprehensive", "ashamed", "caring",
@@ -27,7 +25,7 @@ DD_EMOTIONS: tuple[str, ...] = ("none", "anger", "disgust", "fear", "happiness",
 #: Source names written in the ``source`` column.
 ED_SOURCE = "empatheticdialogues"
 DD_SOURCE = "dailydialog"
-# ONELINERS_SOURCE ("oneliners") lives in egail.schema, beside the row schema.
+# The one-liners' source name, egail.schema.ONELINERS_SOURCE, lives beside the row schema.
 CHAT_SOURCE = "chat"
 EMBEDDED_SOURCE = "embedded"
 

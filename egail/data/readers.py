@@ -24,7 +24,6 @@ from egail.data.conversation import (
     ED_EMOTIONS,
     ED_SOURCE,
     EMBEDDED_SOURCE,
-    ONELINERS_SOURCE,
     Conversation,
     ReadResult,
     SkipLog,
@@ -33,11 +32,13 @@ from egail.data.conversation import (
     normalise_dd,
     normalise_ed,
 )
+from egail.schema import ONELINERS_SOURCE
 
 #: The EmpatheticDialogues columns this reader uses (speaker_idx, selfeval and tags may be present too).
 ED_COLUMNS = ("conv_id", "utterance_idx", "context", "prompt", "utterance")
 #: The columns of the Hub's ``daily_dialog`` parquet layout that this reader uses (``act`` is not needed).
 DD_PARQUET_COLUMNS = ("dialog", "emotion")
+
 
 class LayoutError(ValueError):
     """A file whose columns are not the corpus's: an error for a file named on its own, a skip in a folder."""
@@ -130,12 +131,7 @@ def _ed_csv_rows(file: Path, log: SkipLog, progress: bool) -> Iterator[tuple[int
     if missing:
         raise LayoutError(f"{file}:1: missing columns {missing} (header has {header}; needs {list(ED_COLUMNS)})")
     index = {name: header.index(name) for name in ED_COLUMNS}
-    for number, line in lines:
-        if not line.strip():
-            continue
-        if _NOT_UTF8.search(line):
-            log.add(str(file), number, _NOT_UTF8_REASON)
-            continue
+    for number, line in _readable(lines, file, log):
         try:
             fields = next(csv.reader([line], strict=True))
         except csv.Error:  # a quote inside an unquoted original line: split on commas, as ED's own loader does
@@ -271,9 +267,7 @@ def _dd_conversation(
     )
 
 
-def _dd_labels(
-    raw: list[Any] | None, count: int, where: tuple[str, int], log: SkipLog
-) -> list[str | None]:
+def _dd_labels(raw: list[Any] | None, count: int, where: tuple[str, int], log: SkipLog) -> list[str | None]:
     """Emotion names for ``count`` utterances; all null (and logged) when the label line does not fit."""
     unknown: list[str | None] = [None] * count
     if raw is None:
@@ -303,12 +297,7 @@ def _dd_labels(
 
 
 def _json_lines(file: Path, log: SkipLog, progress: bool) -> Iterator[tuple[int, Any]]:
-    for number, line in _lines(file, progress):
-        if not line.strip():
-            continue
-        if _NOT_UTF8.search(line):
-            log.add(str(file), number, _NOT_UTF8_REASON)
-            continue
+    for number, line in _text_lines(file, log, progress):
         try:
             item = json.loads(line)
         except json.JSONDecodeError as error:
@@ -352,7 +341,12 @@ def read_oneliners(
 
 
 def _text_lines(file: Path, log: SkipLog, progress: bool) -> Iterator[tuple[int, str]]:
-    for number, line in _lines(file, progress):
+    return _readable(_lines(file, progress), file, log)
+
+
+def _readable(lines: Iterator[tuple[int, str]], file: Path, log: SkipLog) -> Iterator[tuple[int, str]]:
+    """The numbered lines worth parsing: blank lines dropped, lines that are not UTF-8 logged and dropped."""
+    for number, line in lines:
         if _NOT_UTF8.search(line):
             log.add(str(file), number, _NOT_UTF8_REASON)
         elif line.strip():

@@ -8,7 +8,8 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from egail.data.conversation import ONELINERS_SOURCE, Conversation, Skip
+from egail.data.conversation import Conversation, Skip
+from egail.schema import ONELINERS_SOURCE
 
 #: The paper's train/test/validation proportions (§4.2: "70-20-10").
 DEFAULT_SPLITS: dict[str, float] = {"train": 0.7, "test": 0.2, "validation": 0.1}

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from egail.data.conversation import ONELINERS_SOURCE, Conversation
-from egail.schema import COLUMNS
-
+from egail.data.conversation import Conversation
+from egail.schema import ONELINERS_SOURCE
 
 STAGGERING_RULE = (
     "Each conversation u1, u2, ..., un (speakers alternating, the speaker who opens first) gives one row per "

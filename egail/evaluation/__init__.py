@@ -7,12 +7,13 @@ with proper metrics, plus diversity, emotional attunement, sentiment agreement a
 """
 
 from egail.evaluation.emotion import EmotionClassifier, default_emotion_classifier, train_emotion_classifier
-from egail.evaluation.generation import GenerationSettings, generate_responses
+from egail.evaluation.generation import generate_responses
 from egail.evaluation.perplexity import ResponseNLL, perplexity, response_nlls
 from egail.evaluation.report import METRICS, EvaluationReport, MetricInfo, Stat
-from egail.evaluation.runner import EvaluationSettings, evaluate_models, load_policy
+from egail.evaluation.runner import EvaluationSettings, evaluate_models
 from egail.evaluation.text_metrics import bleu, distinct, mean_length, sentiment_agreement, sentiment_class
 from egail.evaluation.trajectories import ALL, BUCKETS, EvaluationInputError, bucket_of, select_rows
+from egail.generation import GenerationSettings
 
 __all__ = [
     "ALL",
@@ -32,7 +33,6 @@ __all__ = [
     "distinct",
     "evaluate_models",
     "generate_responses",
-    "load_policy",
     "mean_length",
     "perplexity",
     "response_nlls",

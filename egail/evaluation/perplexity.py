@@ -6,10 +6,10 @@ perplexity is corpus-level, ``exp(total NLL / total response tokens)``, like the
 test set. Token counts depend on the tokenizer, so we also report per-word perplexity,
 ``exp(total NLL / total reference words)``, which compares models with different tokenizers.
 
-The prompt is tokenized as TRL's trainers tokenize it (``add_special_tokens=False``, the template supplies
-any special tokens) and the response on its own, so the scored tokens are the ones the model would have
-to generate after that prompt. A state longer than the context keeps the response and loses the oldest
-prompt tokens.
+The prompt is `egail.formatting.fit_state`'s, as the chat and the GAIL rollouts build it, and the response is
+`egail.formatting.response_ids`, as GAIL's demos and SFT's targets end it, so the scored tokens are the ones the
+model would have to generate after that prompt. A state longer than the context keeps the response and loses
+its oldest turns, then the start of its prompt, never the template.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from egail.formatting import render_prompt, response_suffix
+from egail.formatting import fit_state, response_ids
+from egail.generation import context_window
 
 
 @dataclass(frozen=True)
@@ -34,33 +35,21 @@ class ResponseNLL:
     truncated: bool = False
 
 
-def context_length(model: Any, tokenizer: Any, cap: int | None = None) -> int:
-    """The longest input to score: the model's positions, the tokenizer's limit if real, and ``cap``."""
-    limits = [getattr(model.config, "max_position_embeddings", None), getattr(model.config, "n_positions", None)]
-    if getattr(tokenizer, "model_max_length", None) and tokenizer.model_max_length < 1_000_000:
-        limits.append(tokenizer.model_max_length)
-    limits.append(cap)
-    limits = [int(x) for x in limits if x]
-    if not limits:
-        raise ValueError("Cannot tell the model's context length; pass max_length.")
-    return min(limits)
-
-
 def encode_state(
     tokenizer: Any, history: list[str], prompt: str, response: str, max_length: int, system: str | None = None
 ) -> tuple[list[int], int, bool]:
-    """Token ids of prompt + response, the number of response tokens at the end, and whether it was cut."""
-    prefix = tokenizer(render_prompt(tokenizer, history, prompt, system), add_special_tokens=False)["input_ids"]
-    answer = tokenizer(response + response_suffix(tokenizer), add_special_tokens=False)["input_ids"]
+    """Token ids of prompt + response, the number of response tokens at the end, and whether either was cut."""
+    answer = response_ids(tokenizer, response)
     if not answer:
         raise ValueError("The response and its suffix tokenize to nothing; there is nothing to score.")
-    truncated = False
-    # At least one prompt token must stay: the first response token is predicted from the one before it.
-    if len(answer) > max_length - 1:
-        answer, truncated = answer[: max_length - 1], True
-    if len(prefix) + len(answer) > max_length:
-        prefix, truncated = prefix[len(prefix) + len(answer) - max_length :], True
-    return prefix + answer, len(answer), truncated
+    minimal = len(fit_state(tokenizer, [], "x", None, system=system).input_ids)
+    # The prompt keeps room for its format and a token of its own: the first response token is predicted from it.
+    truncated = len(answer) > max_length - minimal
+    if truncated:
+        answer = answer[: max_length - minimal]
+    state = fit_state(tokenizer, history, prompt, max_length - len(answer), system=system)
+    truncated = truncated or state.prompt_cut or len(state.history) < len(history)
+    return state.input_ids + answer, len(answer), truncated
 
 
 def _accepts(model: Any, argument: str) -> bool:
@@ -88,7 +77,7 @@ def response_nlls(
         raise ValueError("histories, prompts and responses must have the same length.")
     model.eval()
     device = next(model.parameters()).device
-    limit = context_length(model, tokenizer, max_length)
+    limit = context_window(model, tokenizer, max_length)
     encoded = [
         encode_state(tokenizer, h, p, r, limit, system) for h, p, r in zip(histories, prompts, responses, strict=True)
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,7 @@ class EvaluationReport:
             f"Dataset `{self.dataset.get('id')}`, split `{self.dataset.get('split')}`, "
             f"{self.dataset.get('rows')} rows. "
             "↑ higher is better, ↓ lower is better; mean ± std over sampling seeds "
-            f"{self.settings.get('generation', {}).get('seeds')}; perplexity is deterministic. Best model in bold.",
+            f"{self.settings.get('seeds', self.settings.get('generation', {}).get('seeds'))}; perplexity is deterministic. Best model in bold.",
             "",
         ]
         lines += self._paper_table()
@@ -208,14 +209,8 @@ class EvaluationReport:
                 header + " |",
                 "|---" * (len(COLUMNS) + 1) + "|",
             ]
-            best = {c: self._best(metric, c) for c in COLUMNS}
             for model in self.results:
-                cells = []
-                for c in COLUMNS:
-                    stat = self.results[model].get(metric, {}).get(c)
-                    text = stat.format(info.digits) if stat else "–"
-                    cells.append(f"**{text}**" if model in best[c] else text)
-                lines.append(f"| {model} | " + " | ".join(cells) + " |")
+                lines.append(f"| {model} | " + " | ".join(self._cells(model, metric, COLUMNS)) + " |")
             if metric in self.reference:
                 cells = [
                     self.reference[metric][c].format(info.digits) if c in self.reference[metric] else "–"
@@ -224,6 +219,16 @@ class EvaluationReport:
                 lines.append("| *reference* | " + " | ".join(cells) + " |")
             lines.append("")
         return "\n".join(lines)
+
+    def _cells(self, model: str, metric: str, columns: Sequence[str]) -> list[str]:
+        """One model's formatted figures of ``metric`` over ``columns``, the best of each column in bold."""
+        digits = METRICS[metric].digits
+        cells = []
+        for column in columns:
+            stat = self.results[model].get(metric, {}).get(column)
+            text = stat.format(digits) if stat else "–"
+            cells.append(f"**{text}**" if model in self._best(metric, column) else text)
+        return cells
 
     def _paper_table(self) -> list[str]:
         """The paper's Table 2 layout: metric, model, then 1 / 2 / 3+ turns."""
@@ -237,15 +242,9 @@ class EvaluationReport:
             if not self._has(metric):
                 continue
             info = METRICS[metric]
-            best = {b: self._best(metric, b) for b in BUCKETS}
             for k, model in enumerate(self.results):
                 label = f"{info.title}{_ARROWS[info.higher_is_better]}" if k == 0 else ""
-                cells = []
-                for b in BUCKETS:
-                    stat = self.results[model].get(metric, {}).get(b)
-                    text = stat.format(info.digits) if stat else "–"
-                    cells.append(f"**{text}**" if model in best[b] else text)
-                lines.append(f"| {label} | {model} | " + " | ".join(cells) + " |")
+                lines.append(f"| {label} | {model} | " + " | ".join(self._cells(model, metric, BUCKETS)) + " |")
         return lines + [""]
 
     def _best(self, metric: str, bucket: str) -> set[str]:

@@ -9,7 +9,6 @@ discriminator. Everything is split by conversation length (1, 2, 3+ turns) and r
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import platform
 import time
@@ -20,21 +19,26 @@ from typing import Any
 
 import torch
 
+from egail.discriminator import DISCRIMINATOR_DIR, Discriminator
 from egail.evaluation import text_metrics
 from egail.evaluation.emotion import EmotionClassifier, default_emotion_classifier
-from egail.evaluation.generation import GenerationSettings, generate_responses
-from egail.evaluation.perplexity import context_length, perplexity, response_nlls
+from egail.evaluation.generation import generate_responses
+from egail.evaluation.perplexity import perplexity, response_nlls
 from egail.evaluation.report import EvaluationReport, Stat
 from egail.evaluation.trajectories import ALL, BUCKETS, EvaluationInputError, Row, select_rows
 from egail.formatting import has_chat_template, truncate_history
+from egail.generation import GenerationSettings, prompt_budget
 
-DISCRIMINATOR_SUBFOLDER = "discriminator"
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class EvaluationSettings:
     """Everything besides the models and the data that decides the figures (written into results.json).
+
+    ``generation`` is the chat's own `GenerationSettings` (the same defaults the Space serves with). Sample-based
+    metrics are averaged over ``seeds`` (mean ± std); with ``do_sample=False`` decoding is greedy and only the
+    first seed runs. ``batch_size`` states are generated and scored at once.
 
     ``emotion_classifier``: "default" (the cached ED classifier, trained on first use), a folder saved by
     ``EmotionClassifier.save``, an ``EmotionClassifier``, or None to skip emotional attunement.
@@ -46,6 +50,8 @@ class EvaluationSettings:
     """
 
     generation: GenerationSettings = field(default_factory=GenerationSettings)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    batch_size: int = 32  # on a CPU, 32 generates about twice as fast as 8 (SmolLM2-135M)
     split: str = "test"
     max_samples: int | None = None
     include_oneliners: bool = False
@@ -57,72 +63,46 @@ class EvaluationSettings:
     n_examples: int = 6
     device: str | None = None
 
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed.")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}.")
+        self.seeds = tuple(int(s) for s in self.seeds)
+
+    @property
+    def decoding_seeds(self) -> tuple[int, ...]:
+        """Greedy decoding is deterministic: only the first seed is run."""
+        return self.seeds if self.generation.do_sample else self.seeds[:1]
+
     def to_dict(self) -> dict[str, Any]:
         data = {
             f.name: getattr(self, f.name) for f in fields(self) if f.name not in {"generation", "emotion_classifier"}
         }
+        data["seeds"] = list(self.seeds)
         classifier = self.emotion_classifier
         data["emotion_classifier"] = classifier if classifier is None or isinstance(classifier, str) else "given"
         return {"generation": self.generation.to_dict(), **data}
 
 
-def load_policy(name_or_path: str, device: torch.device) -> tuple[Any, Any]:
-    """A generator and its tokenizer: a full causal LM, or a peft LoRA adapter merged into its base.
-
-    Anything that is not a causal LM, or cannot be found, is an `EvaluationInputError` naming the model.
-    """
-    from egail.models import ModelNotFoundError, load_causal_lm, load_tokenizer, resolve_model_path
+def _load_policy(name_or_path: str, device: torch.device) -> tuple[Any, Any]:
+    """`egail.models.load_policy`, the chat's and the Space's loader; a failure names the model."""
+    from egail.models import ModelNotFoundError, load_policy
 
     try:
-        path = Path(resolve_model_path(name_or_path))
-        adapter = path / "adapter_config.json"
-        if adapter.is_file():
-            from peft import PeftModel
-
-            base = json.loads(adapter.read_text())["base_model_name_or_path"]
-            if not (path / "adapter_model.safetensors").is_file():  # peft would unpickle adapter_model.bin
-                raise ValueError("no adapter_model.safetensors; egail loads only safetensors (pickles can run code)")
-            model = PeftModel.from_pretrained(load_causal_lm(base), str(path)).merge_and_unload()
-            has_tokenizer = any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
-            tokenizer = load_tokenizer(str(path) if has_tokenizer else base)
-        else:
-            model = load_causal_lm(str(path))
-            tokenizer = load_tokenizer(str(path))
+        return load_policy(name_or_path, device=device)
     except (ValueError, OSError, ModelNotFoundError, KeyError) as error:
         raise EvaluationInputError(f"model '{name_or_path}': {error}") from error
-    return model.to(device).eval(), tokenizer
 
 
 def check_model(name_or_path: str) -> None:
-    """Fail before any work if a model cannot be a generator: no such folder, or not a causal LM.
-
-    Reads only configs (no weights), so a typo in the last of several models is caught at once.
-    """
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    from egail.models import ModelNotFoundError, resolve_model_path
+    """Fail before any work if a model cannot be a generator (`egail.models.check_policy`: configs only)."""
+    from egail.models import ModelNotFoundError, check_policy
 
     try:
-        path = Path(resolve_model_path(name_or_path))
-        adapter = path / "adapter_config.json"
-        if adapter.is_file():
-            return check_model(json.loads(adapter.read_text())["base_model_name_or_path"])
-        if not path.exists() and (str(name_or_path).startswith((".", "/", "~")) or path.suffix):
-            raise ModelNotFoundError(f"{path} does not exist")
-        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
-    except (ValueError, OSError, KeyError) as error:
+        check_policy(name_or_path)
+    except (ValueError, OSError, ModelNotFoundError, KeyError) as error:
         raise EvaluationInputError(f"model '{name_or_path}': {error}") from error
-    # The rule of egail.models.load_causal_lm: a causal model type, and a causal architecture if one is named.
-    architectures = getattr(config, "architectures", None) or []
-    causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
-    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (
-        architectures and not any(a in causal for a in architectures)
-    ):
-        raise EvaluationInputError(
-            f"model '{name_or_path}' is a '{config.model_type}' model, not a causal language model; evaluation "
-            f"needs generators (e.g. smollm2-135m-instruct, gpt2, or a folder written by recipes/train.py)."
-        )
 
 
 def load_rows(dataset: Any, settings: EvaluationSettings, name: str | None = None) -> tuple[list[Row], dict[str, Any]]:
@@ -163,11 +143,7 @@ def load_rows(dataset: Any, settings: EvaluationSettings, name: str | None = Non
     return rows, description
 
 
-def _load_discriminator(path: str | Path) -> Any:
-    try:
-        from egail.discriminator import Discriminator
-    except ImportError as error:
-        raise EvaluationInputError(f"discriminator '{path}': egail.discriminator is unavailable ({error}).") from error
+def _load_discriminator(path: str | Path) -> Discriminator:
     try:
         return Discriminator.from_pretrained(path)
     except (ValueError, OSError) as error:
@@ -287,14 +263,14 @@ def _evaluate_model(
     generation = settings.generation
     timings: dict[str, Any] = {"generation_s": [], "scoring_s": []}
     clock = time.perf_counter()
-    model, tokenizer = load_policy(path, device)
+    model, tokenizer = _load_policy(path, device)
     timings["load_s"] = time.perf_counter() - clock
 
     logger.info("%s: perplexity of %d reference responses", name, len(data.rows))
     clock = time.perf_counter()
     nlls = response_nlls(
         model, tokenizer, data.histories, data.prompts, data.references,
-        batch_size=generation.batch_size, max_length=settings.max_length, system=settings.system_prompt,
+        batch_size=settings.batch_size, max_length=settings.max_length, system=settings.system_prompt,
     )  # fmt: skip
     timings["perplexity_s"] = time.perf_counter() - clock
     figures: dict[str, dict[str, Stat]] = {"perplexity": {}, "perplexity_word": {}}
@@ -307,20 +283,20 @@ def _evaluate_model(
         record["nll"][name] = {"nll": score.nll, "tokens": score.tokens, "truncated": score.truncated}
 
     discriminator, discriminator_source = shared_discriminator, settings.discriminator
-    own = Path(path) / DISCRIMINATOR_SUBFOLDER
+    own = Path(path) / DISCRIMINATOR_DIR
     if discriminator is None and (own / "config.json").is_file():
         discriminator, discriminator_source = _load_discriminator(own), str(own)
     if discriminator is not None:
         discriminator.to(device)
 
-    max_prompt = max(context_length(model, tokenizer, settings.max_length) - generation.max_new_tokens, 1)
+    max_prompt = prompt_budget(model, tokenizer, generation, cap=settings.max_length)
     per_seed = []
-    for seed in generation.decoding_seeds:
+    for seed in settings.decoding_seeds:
         logger.info("%s: sampling %d responses with seed %d", name, len(data.rows), seed)
         clock = time.perf_counter()
         responses = generate_responses(
             model, tokenizer, data.histories, data.prompts, generation, seed,
-            max_prompt_length=max_prompt, system=settings.system_prompt,
+            max_prompt_length=max_prompt, system=settings.system_prompt, batch_size=settings.batch_size,
         )  # fmt: skip
         timings["generation_s"].append(time.perf_counter() - clock)
         clock = time.perf_counter()
@@ -409,7 +385,7 @@ def evaluate_models(
             name, str(path), data, settings, device, shared_discriminator, per_row
         )
 
-    first_seed = str(settings.generation.decoding_seeds[0])
+    first_seed = str(settings.decoding_seeds[0])
     examples = [
         {
             "bucket": rows[i].bucket,

@@ -13,14 +13,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from egail.schema import is_oneliner, validate_trajectories
+
 BUCKETS = ("1", "2", "3+")
 ALL = "all"
 BUCKET_LABELS = {"1": "1 turn", "2": "2 turns", "3+": "3+ turns", ALL: "all"}
-
-REQUIRED_COLUMNS = ("history", "prompt", "response")
-#: One-liner rows (``source == "oneliners"``) repeat the prompt as the response: they teach a generator
-#: to echo, and scoring a model on them measures copying, not conversation. They are left out unless asked.
-ONELINER_SOURCE = "oneliners"
 
 
 class EvaluationInputError(ValueError):
@@ -66,18 +63,15 @@ def select_rows(
     ``max_samples`` takes a fixed random subset (drawn with ``seed``, kept in dataset order) so that a short
     run still covers every bucket and source rather than the first conversations of the file.
     """
-    columns = list(getattr(dataset, "column_names", None) or [])
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise EvaluationInputError(
-            f"{name} has no column(s) {', '.join(missing)}; evaluation needs {', '.join(REQUIRED_COLUMNS)} "
-            f"(it has: {', '.join(columns) or 'none'})."
-        )
-    if len(dataset) == 0:
-        raise EvaluationInputError(f"{name} is empty: there is nothing to evaluate.")
+    try:
+        validate_trajectories(dataset, name)
+    except (TypeError, ValueError) as error:
+        raise EvaluationInputError(str(error)) from error
     keep = list(range(len(dataset)))
-    if not include_oneliners and "source" in columns:
-        keep = [i for i, source in zip(keep, dataset["source"], strict=True) if source != ONELINER_SOURCE]
+    if not include_oneliners:
+        # One-liner rows repeat the prompt as the response: they teach a generator to echo, and scoring a model
+        # on them measures copying, not conversation. They are left out unless asked for.
+        keep = [i for i, row in zip(keep, dataset, strict=True) if not is_oneliner(row)]
         if not keep:
             raise EvaluationInputError(
                 f"{name} holds only one-liner rows, which evaluation leaves out; pass include_oneliners=True "
@@ -92,16 +86,10 @@ def select_rows(
 
     rows = []
     for i, record in zip(keep, dataset, strict=True):
-        history = record["history"]
-        for field in ("prompt", "response"):
-            if not isinstance(record[field], str):
-                raise EvaluationInputError(f"{name} row {i}: '{field}' is {record[field]!r}, not a string.")
-        if history is None or isinstance(history, str) or not all(isinstance(u, str) for u in history):
-            raise EvaluationInputError(f"{name} row {i}: 'history' must be a list of strings, got {history!r}.")
         rows.append(
             Row(
                 index=i,
-                history=list(history),
+                history=list(record["history"]),
                 prompt=record["prompt"],
                 response=record["response"],
                 emotion=record.get("emotion"),

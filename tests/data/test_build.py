@@ -40,7 +40,7 @@ def test_rows_match_an_independent_count(built, paths):
     lines = raw_dd_lines(paths)
     rows_per_conv: dict[str, int] = defaultdict(int)
     for split in built.dataset.values():
-        for conv_id, source in zip(split["conv_id"], split["source"]):
+        for conv_id in split["conv_id"]:
             rows_per_conv[conv_id] += 1
     for conv_id, rows in rows_per_conv.items():
         if conv_id.startswith("dailydialog:"):
@@ -85,7 +85,7 @@ def test_split_invariants(built):
             assert row["prompt"] and row["response"] and row["prompt"] == row["prompt"].strip()
     assert all(t == list(range(1, len(t) + 1)) for t in turns.values())
     for source in ("empatheticdialogues", "dailydialog"):  # 70/20/10 of each source, to the nearest one
-        counts = {name: len({c for c, s in zip(split["conv_id"], split["source"]) if s == source})
+        counts = {name: len({c for c, s in zip(split["conv_id"], split["source"], strict=True) if s == source})
                   for name, split in built.dataset.items()}  # fmt: skip
         total = sum(counts.values())
         for name, ratio in built.splits.items():

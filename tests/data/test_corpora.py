@@ -92,9 +92,13 @@ def test_ed_staggering_by_hand(ed):
               "source": "empatheticdialogues"}  # fmt: skip
     assert stagger(conversation) == [
         {**common, "turn": 1, "history": [], "prompt": SITUATION_3_6, "response": "Are you fine now?"},
-        {**common, "turn": 2, "history": [SITUATION_3_6, "Are you fine now?"],
-         "prompt": "Yeah,i'm doing alright now, but with minor injuries.",
-         "response": "Cool :) Is your car damaged a lot?"},  # fmt: skip
+        {
+            **common,
+            "turn": 2,
+            "history": [SITUATION_3_6, "Are you fine now?"],
+            "prompt": "Yeah,i'm doing alright now, but with minor injuries.",
+            "response": "Cool :) Is your car damaged a lot?",
+        },  # fmt: skip
     ]
 
 
@@ -229,10 +233,10 @@ def test_ed_original_unquoted_format_with_stray_quotes(tmp_path):
     path = tmp_path / "valid.csv"
     path.write_bytes(
         b"conv_id,utterance_idx,context,prompt,speaker_idx,utterance,selfeval,tags\n"
-        b"hit:1_conv:2,1,proud,My son \"won\"_comma_ finally,17,\"Won\" he did_comma_ at last!,5|5|5_2|2|5,\n"
-        b"hit:1_conv:2,2,proud,My son \"won\"_comma_ finally,23,Congratulations!,5|5|5_2|2|5,\n"
-        b"hit:1_conv:2,3,proud,My son \"won\"_comma_ finally,17,Thanks \xff,5|5|5_2|2|5,\n"
-        b"hit:1_conv:2,x,proud,My son \"won\"_comma_ finally,23,Bye,5|5|5_2|2|5,\n"
+        b'hit:1_conv:2,1,proud,My son "won"_comma_ finally,17,"Won" he did_comma_ at last!,5|5|5_2|2|5,\n'
+        b'hit:1_conv:2,2,proud,My son "won"_comma_ finally,23,Congratulations!,5|5|5_2|2|5,\n'
+        b'hit:1_conv:2,3,proud,My son "won"_comma_ finally,17,Thanks \xff,5|5|5_2|2|5,\n'
+        b'hit:1_conv:2,x,proud,My son "won"_comma_ finally,23,Bye,5|5|5_2|2|5,\n'
     )
     result = read_empatheticdialogues(path)
     (conversation,) = result

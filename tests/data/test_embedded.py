@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
 from egail.data import (
     ED_EMOTIONS,
     EMBEDDED_DIR,
@@ -20,14 +18,20 @@ ONELINERS = EMBEDDED_DIR / "oneliners.txt"
 LICENSE = EMBEDDED_DIR / "LICENSE"
 
 
-def require(*paths):
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        pytest.skip(f"embedded dataset not written yet: {', '.join(missing)} missing in {EMBEDDED_DIR}")
+def test_shipped_files_are_present_and_packaged():
+    """The quickstart and the tests run on these files: losing one must fail here, not skip elsewhere."""
+    import tomllib
+
+    missing = [p.name for p in (CONVERSATIONS, ONELINERS, LICENSE) if not p.is_file()]
+    assert missing == [], f"missing in {EMBEDDED_DIR}: {missing}"
+    root = EMBEDDED_DIR.parents[1]  # the egail package
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["egail"]
+    for path in (CONVERSATIONS, ONELINERS, LICENSE):
+        assert any(path.relative_to(root).match(pattern) for pattern in patterns), path
 
 
 def test_conversations_cover_the_32_emotions():
-    require(CONVERSATIONS)
     result = read_embedded_conversations(CONVERSATIONS, strict=True)
     assert len(result) >= 150
     assert all(len(c.utterances) >= 4 for c in result), "every conversation is multi-turn (2+ turns)"
@@ -38,7 +42,6 @@ def test_conversations_cover_the_32_emotions():
 
 
 def test_oneliners_and_license():
-    require(ONELINERS, LICENSE)
     oneliners = read_oneliners(ONELINERS, strict=True)
     assert len(oneliners) >= 50
     assert len({c.utterances[0] for c in oneliners}) == len(oneliners), "no repeated one-liner"
@@ -47,7 +50,6 @@ def test_oneliners_and_license():
 
 
 def test_load_trajectories_embedded_is_split_by_conversation():
-    require(CONVERSATIONS, ONELINERS)
     built = build_dataset(["embedded"], progress=False, strict=True)
     assert built.skipped == [], [str(s) for s in built.skipped]
     dataset = load_trajectories("embedded")
@@ -62,6 +64,8 @@ def test_load_trajectories_embedded_is_split_by_conversation():
     conversations = read_embedded_conversations(CONVERSATIONS)
     assert sources["embedded"] == sum(len(c.utterances) // 2 for c in conversations)
     for name, ratio in (("train", 0.7), ("test", 0.2), ("validation", 0.1)):
-        share = len({c for c, s in zip(dataset[name]["conv_id"], dataset[name]["source"]) if s == "embedded"})
+        share = len(
+            {c for c, s in zip(dataset[name]["conv_id"], dataset[name]["source"], strict=True) if s == "embedded"}
+        )
         assert abs(share - ratio * len(conversations)) <= 1
     assert load_trajectories("embedded", seed=1)["train"]["conv_id"] != dataset["train"]["conv_id"]

@@ -17,7 +17,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from egail.data import EMBEDDED_DIR, load_trajectories
+from egail.data import load_trajectories
 from tests.hub_standin import HubStandIn
 
 REPO = "egail-team/expert-trajectories"
@@ -36,8 +36,6 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_build_and_push_to_a_standin_hub(hub, tmp_path):
-    if not (EMBEDDED_DIR / "conversations.jsonl").is_file():
-        pytest.skip("embedded dataset not written yet")
     env = {**os.environ, **hub.env(), "HF_HOME": str(tmp_path / "hf-home")}
     out = tmp_path / "out"
     run([sys.executable, "-m", "egail.data", "build", "--source", "embedded", "--out", str(out),

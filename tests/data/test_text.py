@@ -106,12 +106,26 @@ def test_chat_jsonl_policy(tmp_path):
     path = write_lines(
         tmp_path / "chats.jsonl",
         [
-            json.dumps([{"role": "system", "content": "Be nice."}, {"role": "user", "content": " I failed. "},
-                        {"role": "user", "content": "Again."}, {"role": "assistant", "content": "I'm sorry."},
-                        {"role": "tool", "content": "{}"}, {"role": "user", "content": "Thanks."}]),  # fmt: skip
-            json.dumps({"id": "chat-7", "messages": [
-                {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Hi."},
-                {"role": "assistant", "content": "How are you?"}]}),  # fmt: skip
+            json.dumps(
+                [
+                    {"role": "system", "content": "Be nice."},
+                    {"role": "user", "content": " I failed. "},
+                    {"role": "user", "content": "Again."},
+                    {"role": "assistant", "content": "I'm sorry."},
+                    {"role": "tool", "content": "{}"},
+                    {"role": "user", "content": "Thanks."},
+                ]
+            ),  # fmt: skip
+            json.dumps(
+                {
+                    "id": "chat-7",
+                    "messages": [
+                        {"role": "assistant", "content": "Hello!"},
+                        {"role": "user", "content": "Hi."},
+                        {"role": "assistant", "content": "How are you?"},
+                    ],
+                }
+            ),  # fmt: skip
             "",
             "{not json",
             json.dumps([{"role": "user"}]),
@@ -153,8 +167,11 @@ def test_embedded_conversation_lines_are_validated(tmp_path):
     good = {"conv_id": "e1", "emotion": "proud", "situation": "s", "utterances": ["a", "b", "c", "d"]}
     path = write_lines(
         tmp_path / "conversations.jsonl",
-        [json.dumps(good), json.dumps({**good, "conv_id": "e2", "emotion": "happy"}),
-         json.dumps({**good, "conv_id": "e3", "utterances": "a b"})],  # fmt: skip
+        [
+            json.dumps(good),
+            json.dumps({**good, "conv_id": "e2", "emotion": "happy"}),
+            json.dumps({**good, "conv_id": "e3", "utterances": "a b"}),
+        ],  # fmt: skip
     )
     result = read_embedded_conversations(path)
     assert [c.conv_id for c in result] == ["e1"]

@@ -45,7 +45,7 @@ def staggered_rows() -> list[dict]:
     return rows
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def small_split():
     """6 conversation rows (buckets 1: 3, 2: 2, 3+: 1) and one one-liner, in the trajectory schema."""
     import datasets
@@ -63,14 +63,17 @@ def toy_emotion_classifier(tiny_encoder_path):
     texts = ["Congratulations!", "So sorry for your loss.", "Are you safe?", "Great news!", "That is sad.", "Scary!"]
     labels = ["joyful", "sad", "afraid", "joyful", "sad", "afraid"]
     return train_emotion_classifier(
-        (texts, labels), (texts, labels), labels=["afraid", "joyful", "sad"], encoder=SentenceEncoder(tiny_encoder_path)
+        (texts, labels),
+        (texts, labels),
+        labels=["afraid", "joyful", "sad"],
+        encoder=SentenceEncoder(tiny_encoder_path),
     )
 
 
 @pytest.fixture(scope="session")
 def tiny_discriminator_path(tmp_path_factory, tiny_encoder_path) -> str:
-    discriminator_module = pytest.importorskip("egail.discriminator", reason="egail.discriminator not available yet")
-    config = discriminator_module.DiscriminatorConfig(encoder=tiny_encoder_path, max_length=64)
+    from egail.discriminator import Discriminator, DiscriminatorConfig
+
     path = tmp_path_factory.mktemp("discriminator")
-    discriminator_module.Discriminator(config).save_pretrained(path)
+    Discriminator(DiscriminatorConfig(encoder=tiny_encoder_path, max_length=64)).save_pretrained(path)
     return str(path)

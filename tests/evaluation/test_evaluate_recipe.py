@@ -1,23 +1,24 @@
-"""recipes/evaluate.py: a real run as a script, and one clear line with exit code 2 for bad input."""
+"""recipes/evaluate_models.py: a real run as a script, and one clear line with exit code 2 for bad input."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 
 import pytest
 
-from tests.recipes.conftest import PYTHON, RECIPES, load_recipe
+from tests.helpers import PYTHON, RECIPES, load_recipe
 
 TINY_FLAGS = ["--max-new-tokens", "3", "--top-p", "1.0", "--seeds", "0", "1", "--no-emotion", "--device", "cpu"]
 
 
 def test_script_compares_two_models_on_the_embedded_test_split(tiny_lm_path, tmp_path):
-    """Run as a script (its folder first on sys.path, where it would shadow the `evaluate` library)."""
+    """Run as a script, with its folder first on sys.path."""
     out = tmp_path / "eval"
     command = [
-        PYTHON, str(RECIPES / "evaluate.py"), "--models", f"base={tiny_lm_path}", f"again={tiny_lm_path}",
+        PYTHON, str(RECIPES / "evaluate_models.py"), "--models", f"base={tiny_lm_path}", f"again={tiny_lm_path}",
         "--dataset", "embedded", "--split", "test", "--max-samples", "5", "--out", str(out), *TINY_FLAGS,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=os.environ | {"EGAIL_DEBUG": ""})
@@ -28,13 +29,19 @@ def test_script_compares_two_models_on_the_embedded_test_split(tiny_lm_path, tmp
     data = json.loads((out / "results.json").read_text())
     assert list(data["models"]) == ["base", "again"]
     assert data["dataset"] | {"id": "embedded", "split": "test", "rows": 5} == data["dataset"]
-    assert data["settings"]["generation"]["seeds"] == [0, 1] and data["settings"]["emotion_classifier"] is None
+    assert data["settings"]["seeds"] == [0, 1] and data["settings"]["emotion_classifier"] is None
     # Same weights, same seeds, same settings: the same figures.
     assert data["results"]["base"]["bleu"]["all"] == data["results"]["again"]["bleu"]["all"]
 
 
+def test_no_recipe_shadows_an_importable_module():
+    """A script's folder leads sys.path: a recipe named like a package (``evaluate.py``) would hide it."""
+    shadowed = [path.name for path in RECIPES.glob("*.py") if importlib.util.find_spec(path.stem) is not None]
+    assert shadowed == []
+
+
 def test_parse_models():
-    parse = load_recipe("evaluate").parse_models
+    parse = load_recipe("evaluate_models").parse_models
     assert parse(["smollm2-135m-instruct", "gail=outputs/gail"]) == {
         "smollm2-135m-instruct": "smollm2-135m-instruct",
         "gail": "outputs/gail",
@@ -46,7 +53,7 @@ def test_parse_models():
 
 
 def _cli_error(argv: list[str], capsys) -> str:
-    recipe = load_recipe("evaluate")
+    recipe = load_recipe("evaluate_models")
     with pytest.raises(SystemExit) as exit_info:
         recipe.run_cli(recipe.main, argv)
     assert exit_info.value.code == 2
@@ -79,4 +86,4 @@ def test_bad_input_is_one_line_and_exit_code_2(tiny_lm_path, small_split, tmp_pa
     err = _cli_error(["--models", tiny_lm_path, "--split", "nope", *TINY_FLAGS], capsys)
     assert "no split 'nope'" in err
     err = _cli_error(["--models", tiny_lm_path, "--temperature", "0", *TINY_FLAGS], capsys)
-    assert "temperature > 0" in err
+    assert "temperature must be > 0" in err

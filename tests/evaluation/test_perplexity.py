@@ -72,16 +72,24 @@ def test_batched_scoring_matches_a_plain_loop(tiny):
         assert score.nll == pytest.approx(nll, rel=1e-4, abs=1e-3)
 
 
-def test_long_state_keeps_the_response_and_drops_the_oldest_tokens(tiny):
+def test_long_state_keeps_the_response_and_the_template_and_drops_the_oldest_turns(tiny):
     _, tokenizer = tiny
     history = ["word " * 200, "reply"]
     ids, n_response, truncated = encode_state(tokenizer, history, "prompt", "the answer", max_length=64)
     answer = tokenizer("the answer" + response_suffix(tokenizer), add_special_tokens=False)["input_ids"]
-    full = tokenizer(render_prompt(tokenizer, history, "prompt"), add_special_tokens=False)["input_ids"]
-    assert truncated and len(ids) == 64 and n_response == len(answer)
-    assert ids == full[-(64 - len(answer)) :] + answer
+    kept = tokenizer(render_prompt(tokenizer, [], "prompt"), add_special_tokens=False)["input_ids"]
+    assert truncated and len(ids) <= 64 and n_response == len(answer)
+    assert ids == kept + answer, "the old turn goes whole; the template's header and the prompt stay"
     short_ids, _, short_truncated = encode_state(tokenizer, [], "hi", "hello", max_length=512)
     assert not short_truncated and len(short_ids) < 64
+
+
+def test_prompt_longer_than_the_context_keeps_its_end_and_the_header(tiny):
+    _, tokenizer = tiny
+    ids, n_response, truncated = encode_state(tokenizer, [], "blah " * 300 + "what now?", "Rest.", max_length=64)
+    header = tokenizer(render_prompt(tokenizer, [], ""), add_special_tokens=False)["input_ids"][:5]
+    assert truncated and len(ids) <= 64 and ids[:5] == header
+    assert tokenizer.decode(ids[:-n_response]).rstrip().endswith("what now?<|im_end|>\n<|im_start|>assistant")
 
 
 def test_model_without_chat_template_uses_the_plain_format(tiny):

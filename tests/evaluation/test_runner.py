@@ -10,7 +10,7 @@ import pytest
 from egail.evaluation import EvaluationReport, EvaluationSettings, GenerationSettings, evaluate_models
 from egail.evaluation.trajectories import EvaluationInputError
 
-FAST = GenerationSettings(max_new_tokens=4, top_p=1.0, seeds=(0, 1), batch_size=8)
+FAST = GenerationSettings(max_new_tokens=4, top_p=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +30,14 @@ def tiny_lm_twin(tmp_path_factory, tiny_lm_path) -> str:
 
 
 @pytest.fixture(scope="module")
-def report(tiny_lm_path, tiny_lm_twin, tiny_discriminator_path, toy_emotion_classifier) -> EvaluationReport:
-    import datasets
-
-    from egail.data import FEATURES
-    from tests.evaluation.conftest import staggered_rows
-
-    split = datasets.Dataset.from_list(staggered_rows(), features=FEATURES)
+def report(
+    tiny_lm_path, tiny_lm_twin, tiny_discriminator_path, toy_emotion_classifier, small_split
+) -> EvaluationReport:
+    split = small_split
     settings = EvaluationSettings(
         generation=FAST,
+        seeds=(0, 1),
+        batch_size=8,
         emotion_classifier=toy_emotion_classifier,
         discriminator=tiny_discriminator_path,
         n_examples=3,
@@ -104,6 +103,7 @@ def test_report_files(report, tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["dataset"]["id"] == "hand-built" and data["dataset"]["rows"] == 6
     assert data["settings"]["generation"] == FAST.to_dict()
+    assert data["settings"]["seeds"] == [0, 1] and data["settings"]["batch_size"] == 8
     assert data["settings"]["include_oneliners"] is False
     assert data["metrics"]["bleu"]["higher_is_better"] is True
     assert data["metrics"]["perplexity"]["higher_is_better"] is False
@@ -150,8 +150,9 @@ def test_plain_format_model_and_lora_adapter(tiny_lm_path, tiny_discriminator_pa
     AutoTokenizer.from_pretrained(tiny_lm_path).save_pretrained(adapter)
     shutil.copytree(tiny_discriminator_path, adapter / "discriminator")
 
-    settings = EvaluationSettings(generation=GenerationSettings(max_new_tokens=3, top_p=1.0, seeds=(0,)),
-                                  emotion_classifier=None, max_samples=2)  # fmt: skip
+    settings = EvaluationSettings(
+        generation=GenerationSettings(max_new_tokens=3, top_p=1.0), seeds=(0,), emotion_classifier=None, max_samples=2
+    )
     report = evaluate_models({"plain": str(plain), "lora": str(adapter)}, small_split, settings)
     assert report.models["plain"]["chat_template"] is False
     assert report.models["lora"]["chat_template"] is True
@@ -175,7 +176,7 @@ def test_bad_models_and_data_are_clear_errors(tiny_lm_path, minilm_path, small_s
         evaluate_models([str(tmp_path / "missing")], small_split, settings)
     with pytest.raises(EvaluationInputError, match="is empty"):
         evaluate_models([tiny_lm_path], small_split.select([]), settings)
-    with pytest.raises(EvaluationInputError, match="no column\\(s\\) prompt"):
+    with pytest.raises(EvaluationInputError, match="missing column\\(s\\) \\['prompt'\\]"):
         evaluate_models([tiny_lm_path], small_split.remove_columns("prompt"), settings)
     import datasets
 

@@ -8,7 +8,9 @@ import pytest
 from egail.evaluation.trajectories import EvaluationInputError, bucket_of, select_rows
 
 
-@pytest.mark.parametrize(("history_length", "bucket"), [(0, "1"), (1, "2"), (2, "2"), (3, "3+"), (4, "3+"), (10, "3+")])
+@pytest.mark.parametrize(
+    ("history_length", "bucket"), [(0, "1"), (1, "2"), (2, "2"), (3, "3+"), (4, "3+"), (10, "3+")]
+)
 def test_bucket_counts_earlier_turns(history_length, bucket):
     assert bucket_of(["u"] * history_length) == bucket
 
@@ -32,7 +34,7 @@ def test_max_samples_is_a_fixed_subset_in_order(small_split):
 
 
 def test_missing_columns_are_named(small_split):
-    with pytest.raises(EvaluationInputError, match="no column\\(s\\) response"):
+    with pytest.raises(EvaluationInputError, match="my split is missing column\\(s\\) \\['response'\\]"):
         select_rows(small_split.remove_columns("response"), "my split")
 
 

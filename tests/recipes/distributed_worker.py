@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.recipes.conftest import load_recipe  # noqa: E402
+from tests.helpers import load_recipe  # noqa: E402
 
 
 def fingerprint(module: torch.nn.Module) -> str:

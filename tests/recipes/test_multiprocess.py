@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import RECIPES
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def run_two_ranks(tmp_path, tiny_overrides, port: int, extra: tuple[str, ...] = (), **env_extra: str) -> list[dict]:
@@ -19,8 +20,18 @@ def run_two_ranks(tmp_path, tiny_overrides, port: int, extra: tuple[str, ...] = 
     overrides[overrides.index("--max_steps") + 1] = "2"
     overrides[overrides.index("--generation_batch_size") + 1] = "8"  # 2 ranks x one group of 4
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-        str(WORKER), str(tmp_path), "--config", str(RECIPES / "configs" / "quickstart-cpu.yaml"), *overrides,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        str(WORKER),
+        str(tmp_path),
+        "--config",
+        str(RECIPES / "configs" / "quickstart-cpu.yaml"),
+        *overrides,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **env_extra}
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
@@ -46,4 +57,3 @@ def test_a_nan_discriminator_loss_on_one_rank_skips_the_step_on_both_without_a_h
     # neither rank took a discriminator step (pre-training included): both still hold the initial weights
     assert reports[0]["discriminator"] == reports[1]["discriminator"] == reports[0]["discriminator_at_start"]
     assert reports[0]["policy"] == reports[1]["policy"]
-

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.recipes.conftest import PYTHON, RECIPES, load_recipe
+from tests.helpers import PYTHON, RECIPES, load_recipe
 
 CONFIGS = sorted((RECIPES / "configs").glob("*.yaml"))
 GAIL_CONFIGS = [c for c in CONFIGS if c.name != "sft.yaml"]
@@ -30,10 +30,34 @@ def test_gail_config_parses_and_runs_one_step(config, tiny_overrides, tmp_path):
         assert trainer.args.demo_ratio_start == 0.3 and trainer.args.discriminator_hidden_sizes == [100, 100]
 
 
+def test_quickstart_warms_up_then_prints_a_before_after_table(tiny_overrides, tmp_path, capsys):
+    config = RECIPES / "configs" / "quickstart-cpu.yaml"
+    overrides = [*tiny_overrides]
+    overrides[overrides.index("--sft_warmup_steps") + 1] = "2"
+    overrides[overrides.index("--before_after_rows") + 1] = "4"
+    trainer = load_recipe("train").main(["--config", str(config), *overrides])
+    assert trainer.policy_warmed_up and trainer.args.sft_warmup_steps == 2
+    printed = capsys.readouterr().out
+    assert "Before/after on 4 held-back rows (test)" in printed
+    for line in ("reference perplexity (per token)", "BLEU-2", "reply length (words)", "reference length (words)"):
+        assert line in printed
+    assert "before:" in printed and "after:" in printed  # the replies side by side
+
+
 def test_lora_flag_trains_an_adapter(tiny_overrides, tmp_path):
     config = RECIPES / "configs" / "quickstart-cpu.yaml"
     load_recipe("train").main(
-        ["--config", str(config), *tiny_overrides, "--use_peft", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj"]
+        [
+            "--config",
+            str(config),
+            *tiny_overrides,
+            "--use_peft",
+            "--lora_r",
+            "4",
+            "--lora_target_modules",
+            "q_proj",
+            "v_proj",
+        ]
     )
     assert (tmp_path / "out" / "adapter_config.json").is_file()
     assert (tmp_path / "out" / "discriminator" / "config.json").is_file()
@@ -42,25 +66,78 @@ def test_lora_flag_trains_an_adapter(tiny_overrides, tmp_path):
 def test_sft_config_runs_one_step(tmp_path, tiny_lm_path):
     trainer = load_recipe("sft").main(
         [
-            "--config", str(RECIPES / "configs" / "sft.yaml"),
-            "--model_name_or_path", tiny_lm_path,
-            "--dataset_name", "embedded",
-            "--output_dir", str(tmp_path / "sft"),
-            "--max_steps", "1",
-            "--per_device_train_batch_size", "2",
-            "--use_cpu", "true",
-            "--bf16", "false",
-            "--report_to", "none",
-            "--warmup_steps", "0",
+            "--config",
+            str(RECIPES / "configs" / "sft.yaml"),
+            "--model_name_or_path",
+            tiny_lm_path,
+            "--dataset_name",
+            "embedded",
+            "--output_dir",
+            str(tmp_path / "sft"),
+            "--max_steps",
+            "1",
+            "--per_device_train_batch_size",
+            "2",
+            "--use_cpu",
+            "true",
+            "--bf16",
+            "false",
+            "--report_to",
+            "none",
+            "--warmup_steps",
+            "0",
         ]
     )
     assert trainer.state.global_step == 1
-    assert (tmp_path / "sft" / "model.safetensors").is_file() and (tmp_path / "sft" / "tokenizer_config.json").is_file()
+    assert (tmp_path / "sft" / "model.safetensors").is_file() and (
+        tmp_path / "sft" / "tokenizer_config.json"
+    ).is_file()
+
+
+def test_sft_sees_gails_states_and_learns_only_the_response(tiny_lm_path):
+    """SFT's examples: the state as `fit_state` fits it for GAIL (same turns and token budget), then the response
+    as GAIL's demos end it; only the response carries a loss."""
+    from datasets import Dataset
+
+    from egail.formatting import fit_state, response_ids
+    from egail.models import load_tokenizer
+
+    sft = load_recipe("sft")
+    tokenizer = load_tokenizer(tiny_lm_path)
+    history = [f"turn {i}: " + "words " * 30 for i in range(8)]
+    rows = Dataset.from_list([{"history": history, "prompt": "What now?", "response": "Take a breath."}])
+    args = sft.SFTScriptArguments(history_max_turns=3, max_prompt_length=120)
+    (example,) = sft.tokenize_trajectories(rows, tokenizer, args).to_list()
+    state = fit_state(tokenizer, history, "What now?", 120, history_max_turns=3)
+    assert len(state.history) < 6, "the token budget, not only the turn cap, shortened the history"
+    answer = response_ids(tokenizer, "Take a breath.")
+    assert example["input_ids"] == state.input_ids + answer
+    assert example["labels"] == [-100] * len(state.input_ids) + answer
+    defaults = sft.SFTScriptArguments()
+    from egail import GAILConfig
+
+    gail = GAILConfig(output_dir="unused", report_to="none")
+    assert (defaults.max_prompt_length, defaults.history_max_turns, defaults.system_prompt) == (
+        gail.max_prompt_length,
+        gail.history_max_turns,
+        gail.system_prompt,
+    )
+
+
+def test_sft_and_gail_share_their_script_arguments():
+    from egail.scripts import ScriptArguments
+
+    assert load_recipe("train").ScriptArguments is ScriptArguments
+    assert issubclass(load_recipe("sft").SFTScriptArguments, ScriptArguments)
 
 
 def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [PYTHON, str(RECIPES / "train.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=300,
+        [PYTHON, str(RECIPES / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
 
@@ -86,7 +163,10 @@ def test_missing_dataset_is_a_clean_error(tmp_path, capsys):
     from egail.cli import run_cli
 
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(load_recipe("train").main, ["--dataset_name", str(tmp_path / "no-such-data"), "--output_dir", str(tmp_path)])
+        run_cli(
+            load_recipe("train").main,
+            ["--dataset_name", str(tmp_path / "no-such-data"), "--output_dir", str(tmp_path)],
+        )
     assert exit_info.value.code == 2
     assert "no-such-data" in capsys.readouterr().err
 

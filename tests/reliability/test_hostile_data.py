@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from egail.data import ED_EMOTIONS, build_dataset
-from egail.formatting import build_messages
 from egail.data.conversation import Skip
+from egail.formatting import build_messages
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -107,10 +107,13 @@ def test_empatheticdialogues_csv(body, header, strict):
 
 @SETTINGS
 @given(
-    dialogues=st.lists(st.one_of(st.lists(text, max_size=6).map(lambda u: "__eou__".join(u) + "__eou__"),
-                                 random_bytes), max_size=5),  # fmt: skip
-    labels=st.lists(st.one_of(st.lists(st.integers(-2, 9), max_size=6).map(lambda x: " ".join(map(str, x))),
-                              text, random_bytes), max_size=6),  # fmt: skip
+    dialogues=st.lists(
+        st.one_of(st.lists(text, max_size=6).map(lambda u: "__eou__".join(u) + "__eou__"), random_bytes), max_size=5
+    ),  # fmt: skip
+    labels=st.lists(
+        st.one_of(st.lists(st.integers(-2, 9), max_size=6).map(lambda x: " ".join(map(str, x))), text, random_bytes),
+        max_size=6,
+    ),  # fmt: skip
     with_labels=st.booleans(),
 )
 def test_dailydialog_text(dialogues, labels, with_labels):
@@ -165,7 +168,9 @@ def test_json_escaped_lone_surrogates_are_skipped_not_crashed_on(tmp_path, kind,
     lines = [good, bad] if kind == "chat" else ['"fine words"', f'"{escape}"']
     result = build_dataset([f"{kind}:{_write(tmp_path / 'x.jsonl', lines)}"], progress=False)
     assert sum(len(split) for split in result.dataset.values()) == 1
-    assert [(s.line, s.reason) for s in result.skipped] == [(2, "text that is not valid Unicode (a lone surrogate); line skipped")]
+    assert [(s.line, s.reason) for s in result.skipped] == [
+        (2, "text that is not valid Unicode (a lone surrogate); line skipped")
+    ]
 
 
 @pytest.mark.parametrize("where", ["header", "body"])
@@ -255,8 +260,9 @@ def test_prepare_dataset_fits_any_valid_text_into_max_prompt_length(policy_token
     from egail.formatting import response_ids
 
     assume(prompt.strip() and response.strip())
-    args = GAILConfig(output_dir=str(tmp_path), max_prompt_length=MAX_PROMPT, report_to=[], use_cpu=True,
-                      include_oneliners=True)
+    args = GAILConfig(
+        output_dir=str(tmp_path), max_prompt_length=MAX_PROMPT, report_to=[], use_cpu=True, include_oneliners=True
+    )
     dataset = Dataset.from_list([{"history": history, "prompt": prompt, "response": response}])
     state = GAILTrainer.prepare_dataset(dataset, policy_tokenizer, args, "train_dataset")[0]
     ids = policy_tokenizer.apply_chat_template(state["prompt"], tokenize=True, add_generation_prompt=True,
@@ -280,6 +286,7 @@ def test_prepare_dataset_cuts_the_oldest_history_then_the_start_of_the_prompt(po
     assert 0 < len(kept["history"]) < len(history) and kept["history"] == history[-len(kept["history"]) :]
     assert kept["prompt_text"] == "And now?"
     assert cut["history"] == [] and cut["prompt_text"].endswith("how do I cope?") and len(cut["prompt_text"]) < 400
+
     def n_tokens(messages: list[dict]) -> int:
         return len(policy_tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=False))
 

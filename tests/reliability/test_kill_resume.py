@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from egail.checkpointing import GAIL_STATE, latest_complete_checkpoint
-from tests.recipes.conftest import PYTHON, RECIPES
+from tests.helpers import PYTHON, RECIPES
 
 RUN_ARGS = [
     "--max_steps", "6",
@@ -119,7 +119,7 @@ def _assert_same_weights(left: Path, right: Path) -> None:
 
 def _demo_ratios(trainer_state: Path) -> dict[int, float]:
     history = json.loads(trainer_state.read_text())["log_history"]
-    return {entry["step"]: entry["demo_ratio"] for entry in history if "demo_ratio" in entry}
+    return {entry["step"]: entry["demo/ratio"] for entry in history if "demo/ratio" in entry}
 
 
 @pytest.mark.slow  # three training subprocesses: about 1 to 2.5 minutes on 2 CPU cores
@@ -150,7 +150,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_overrides, tiny_l
         _assert_same_weights(reference / name, killed / name)
     with pytest.raises(AssertionError):  # training moved the policy, so equal weights mean an exact resume
         _assert_same_weights(Path(tiny_lm_path) / "model.safetensors", killed / "model.safetensors")
-    _assert_same_weights(reference / "checkpoint-6" / "model.safetensors", killed / "checkpoint-6" / "model.safetensors")
+    _assert_same_weights(
+        reference / "checkpoint-6" / "model.safetensors", killed / "checkpoint-6" / "model.safetensors"
+    )
     reference_gail = json.loads((reference / "checkpoint-6" / GAIL_STATE).read_text())
     resumed_gail = json.loads((killed / "checkpoint-6" / GAIL_STATE).read_text())
     assert resumed_gail["global_step"] == reference_gail["global_step"] == 6
@@ -162,14 +164,15 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_overrides, tiny_l
 
 def test_one_seed_gives_one_discriminator_whatever_ran_before(tmp_path, tiny_lm_path, tiny_encoder_path):
     """A resumed run is only comparable to a fresh one if a fresh one is itself reproducible."""
-    from tests.test_trainer import make_args, trajectories
-
     from egail import GAILTrainer
+    from tests.helpers import make_args, trajectories
 
     heads = []
     for noise in (1, 2):
         torch.manual_seed(noise)  # what a caller did before building the trainer must not matter
         args = make_args(tmp_path, discriminator_encoder=tiny_encoder_path, seed=3)
-        heads.append(GAILTrainer(tiny_lm_path, args=args, train_dataset=trajectories()).discriminator.head.state_dict())
+        heads.append(
+            GAILTrainer(tiny_lm_path, args=args, train_dataset=trajectories()).discriminator.head.state_dict()
+        )
     for key, value in heads[0].items():
         assert torch.equal(value, heads[1][key]), key

@@ -25,10 +25,7 @@ import httpx
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT
-from tests.recipes.conftest import load_recipe
-from tests.space.conftest import space_app  # noqa: F401 - fixture
-from tests.test_trainer import trainer_factory  # noqa: F401 - fixture
+from tests.helpers import REPO_ROOT, load_recipe
 
 SOURCES = sorted([*(REPO_ROOT / "egail").rglob("*.py"), *(REPO_ROOT / "space").glob("*.py"),
                   *(REPO_ROOT / "recipes").glob("*.py")])  # fmt: skip
@@ -98,7 +95,9 @@ def remote_code_repo(tmp_path, tiny_lm_path, monkeypatch) -> tuple[Path, Path]:
     config = json.loads((repo / "config.json").read_text())
     (repo / "config.json").write_text(json.dumps({**config, "model_type": "sneaky", "auto_map": auto_map}))
     tokenizer_config = json.loads((repo / "tokenizer_config.json").read_text())
-    tokenizer_config.update(auto_map={"AutoTokenizer": [None, "sneaky.SneakyTokenizer"]}, tokenizer_class="SneakyTokenizer")
+    tokenizer_config.update(
+        auto_map={"AutoTokenizer": [None, "sneaky.SneakyTokenizer"]}, tokenizer_class="SneakyTokenizer"
+    )
     (repo / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
     monkeypatch.setattr("builtins.input", lambda *args: "y")  # a user who would say yes to the prompt
@@ -114,7 +113,9 @@ def test_the_remote_code_trap_works(remote_code_repo):
     assert marker.is_file()
 
 
-@pytest.mark.parametrize("loader", ["load_causal_lm", "load_tokenizer", "discriminator_encoder", "responder", "recipe"])
+@pytest.mark.parametrize(
+    "loader", ["load_causal_lm", "load_tokenizer", "discriminator_encoder", "responder", "recipe"]
+)
 def test_custom_code_is_refused_by_every_loader(remote_code_repo, loader, tiny_encoder_path, tmp_path):
     from egail.chat import EmpatheticResponder
     from egail.discriminator import Discriminator, DiscriminatorConfig
@@ -126,10 +127,22 @@ def test_custom_code_is_refused_by_every_loader(remote_code_repo, loader, tiny_e
         "load_tokenizer": lambda: load_tokenizer(str(repo)),
         "discriminator_encoder": lambda: Discriminator(DiscriminatorConfig(encoder=str(repo))),
         "responder": lambda: EmpatheticResponder.from_pretrained(str(repo), device="cpu"),
-        "recipe": lambda: load_recipe("train").main([
-            "--model_name_or_path", str(repo), "--discriminator_encoder", tiny_encoder_path,
-            "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--use_cpu", "true", "--report_to", "none",
-        ]),  # fmt: skip
+        "recipe": lambda: load_recipe("train").main(
+            [
+                "--model_name_or_path",
+                str(repo),
+                "--discriminator_encoder",
+                tiny_encoder_path,
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--max_steps",
+                "1",
+                "--use_cpu",
+                "true",
+                "--report_to",
+                "none",
+            ]
+        ),  # fmt: skip
     }[loader]
     with pytest.raises(ValueError, match="trust_remote_code=True"):
         load()
@@ -144,7 +157,9 @@ def test_a_saved_discriminator_with_custom_tokenizer_code_is_refused(remote_code
     Discriminator(DiscriminatorConfig(encoder=tiny_encoder_path)).save_pretrained(saved)
     shutil.copy(repo / "sneaky.py", saved)
     tokenizer_config = json.loads((saved / "tokenizer_config.json").read_text())
-    tokenizer_config.update(auto_map={"AutoTokenizer": [None, "sneaky.SneakyTokenizer"]}, tokenizer_class="SneakyTokenizer")
+    tokenizer_config.update(
+        auto_map={"AutoTokenizer": [None, "sneaky.SneakyTokenizer"]}, tokenizer_class="SneakyTokenizer"
+    )
     (saved / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     with pytest.raises(ValueError, match="trust_remote_code=True"):
         Discriminator.from_pretrained(saved)
@@ -199,12 +214,14 @@ def test_pickle_only_lora_adapter_is_refused(pickle_only):
 
 
 def test_evaluation_refuses_a_pickle_only_adapter(pickle_only):
-    from egail.evaluation.runner import load_policy
-    from egail.evaluation.trajectories import EvaluationInputError
+    from datasets import Dataset
+
+    from egail.evaluation import EvaluationInputError, EvaluationSettings, evaluate_models
 
     _, adapter, marker = pickle_only
-    with pytest.raises(EvaluationInputError, match="no adapter_model.safetensors"):
-        load_policy(str(adapter), torch.device("cpu"))
+    rows = Dataset.from_list([{"history": [], "prompt": "I lost my keys.", "response": "Oh no!"}])
+    with pytest.raises(EvaluationInputError, match="has no adapter_model.safetensors"):
+        evaluate_models([str(adapter)], rows, EvaluationSettings(emotion_classifier=None, device="cpu"))
     assert not marker.exists()
 
 
@@ -229,7 +246,7 @@ def test_discriminator_loads_only_safetensors(tmp_path, tiny_encoder_path, pickl
 
 
 # ------------------------------------------------------------------------------------------- Hub token
-def test_hub_token_is_never_logged_nor_written(trainer_factory, tmp_path, monkeypatch, caplog, capfd):  # noqa: F811
+def test_hub_token_is_never_logged_nor_written(trainer_factory, tmp_path, monkeypatch, caplog, capfd):
     """With the token in the arguments and in the environment, no log line and no file of the run holds it."""
     arg_token, env_token = "hf_ArgTokenDoNotLeak1234567890", "hf_EnvTokenDoNotLeak0987654321"
     monkeypatch.setenv("HF_TOKEN", env_token)
@@ -263,7 +280,7 @@ class _FailingResponder:
         raise RuntimeError(f"{SECRET_PATH} is corrupt (see {__file__})")
 
 
-def _serve(demo, space_app) -> str:  # noqa: F811 - fixture module
+def _serve(demo, space_app) -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -284,7 +301,7 @@ def _assert_no_internals(text: str) -> None:
         assert leak not in text, f"{leak!r} reached the browser: {text[:500]}"
 
 
-def test_space_failures_show_no_paths_or_tracebacks(space_app, monkeypatch):  # noqa: F811
+def test_space_failures_show_no_paths_or_tracebacks(space_app, monkeypatch):
     """A failing model is answered politely; an error that escapes the turn is an opaque error event."""
     from gradio_client import Client
     from gradio_client.exceptions import AppError
@@ -319,7 +336,7 @@ def test_space_failures_show_no_paths_or_tracebacks(space_app, monkeypatch):  # 
         demo.close()
 
 
-def test_space_main_hides_errors_and_bounds_the_queue(space_app, monkeypatch):  # noqa: F811
+def test_space_main_hides_errors_and_bounds_the_queue(space_app, monkeypatch):
     calls = {}
 
     class Demo:

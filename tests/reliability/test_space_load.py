@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.space.conftest import space_app, tiny_responder  # noqa: F401 - fixtures
 from tests.space.helpers import serve_on_loopback
 
 SESSIONS = 20

@@ -87,7 +87,10 @@ def test_api_keeps_history_per_session(served_app):
     assert histories["I failed my driving test."] == []
     assert histories["I have to wait a month to retry."] == ["I failed my driving test.", a1]
     assert histories["Thanks for listening."] == [
-        "I failed my driving test.", a1, "I have to wait a month to retry.", a2,
+        "I failed my driving test.",
+        a1,
+        "I have to wait a month to retry.",
+        a2,
     ]
     assert histories["The vet visit is tomorrow."] == ["My cat is sick.", b1], "sessions never mix"
 

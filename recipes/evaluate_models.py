@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate dialogue models side by side: the paper's Table 2 (1 / 2 / 3+ turns), done with proper metrics.
 
-    python recipes/evaluate.py --models smollm2-135m-instruct sft=outputs/sft gail=outputs/empathygail \
+    python recipes/evaluate_models.py --models smollm2-135m-instruct sft=outputs/sft gail=outputs/empathygail \
         --dataset embedded --split test --out outputs/evaluation
 
 Every model answers the same rows with the same generation settings. Writes results.json (every figure),
@@ -15,14 +15,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-# Run as a script, this file's folder leads sys.path and this file would shadow the `evaluate` library
-# that egail's metrics load; keep the folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from egail.cli import run_cli  # noqa: E402
-from egail.evaluation import EvaluationSettings, GenerationSettings, evaluate_models  # noqa: E402
+from egail.cli import run_cli
+from egail.evaluation import EvaluationSettings, GenerationSettings, evaluate_models
 
 
 def parse_models(items: list[str]) -> dict[str, str]:
@@ -40,7 +35,7 @@ def parse_models(items: list[str]) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = GenerationSettings()
+    defaults = EvaluationSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True, metavar="NAME[=PATH]", help="models to compare")
     parser.add_argument("--dataset", default="embedded", help="'embedded', a dataset folder, or a Hub id")
@@ -59,30 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
     generation = parser.add_argument_group("generation (the same for every model)")
     generation.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds))
-    generation.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    generation.add_argument("--temperature", type=float, default=defaults.temperature)
-    generation.add_argument("--top-p", type=float, default=defaults.top_p)
-    generation.add_argument("--top-k", type=int, default=defaults.top_k, help="0 turns top-k off")
-    generation.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
-    generation.add_argument("--greedy", action="store_true", help="greedy decoding (one seed)")
+    GenerationSettings.add_arguments(generation)
     generation.add_argument("--batch-size", type=int, default=defaults.batch_size)
     return parser
 
 
 def main(argv: list[str] | None = None):
     args = build_parser().parse_args(argv)
-    generation = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        do_sample=not args.greedy,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        repetition_penalty=args.repetition_penalty,
+    settings = EvaluationSettings(
+        generation=GenerationSettings.from_arguments(args),
         seeds=tuple(args.seeds),
         batch_size=args.batch_size,
-    )
-    settings = EvaluationSettings(
-        generation=generation,
         split=args.split,
         max_samples=args.max_samples,
         include_oneliners=args.include_oneliners,
