@@ -1,7 +1,8 @@
-"""SPIN: pairs for the right states, cut like the sample, seeded; one DPO step on an adapter."""
+"""SPIN: pairs for the right states, cut like the sample, seeded; one DPO step on an adapter; the recipe's errors."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from datasets import Dataset
 from egail.formatting import build_messages, fit_state, response_ids
 from egail.schema import ONELINERS_SOURCE
 from egail.spin import TRL_REF_ADAPTER, build_spin_pairs, load_spin_policy, train_spin
+from tests.recipes.conftest import RECIPES, load_recipe
 
 ONELINER = {"history": [], "prompt": "Keep going!", "response": "Keep going!", "source": ONELINERS_SOURCE}
 
@@ -191,3 +193,51 @@ def test_one_dpo_step_trains_only_the_adapter_against_its_start(tiny_lm_path, ti
     reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_lm_path), out)
     reloaded_params = dict(reloaded.named_parameters())
     assert all(torch.equal(after[name].detach(), reloaded_params[name]) for name in changed)
+
+
+def recipe_overrides(tmp_path, adapter: str) -> list[str]:
+    return [
+        "--config", str(RECIPES / "configs" / "spin.yaml"),
+        "--model_name_or_path", adapter,
+        "--output_dir", str(tmp_path / "out"),
+        "--max_train_samples", "6",
+        "--max_new_tokens", "4",
+        "--max_prompt_length", "64",
+        "--max_length", "80",
+        "--max_steps", "1",
+        "--per_device_train_batch_size", "2",
+    ]  # fmt: skip
+
+
+def test_recipe_runs_one_step_from_the_config(tiny_adapter, tmp_path):
+    trainer = load_recipe("spin").main(recipe_overrides(tmp_path, tiny_adapter))
+
+    out = tmp_path / "out"
+    assert trainer.state.global_step == 1 and trainer.args.beta == 0.1
+    assert (out / "adapter_model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
+    pairs = [json.loads(line) for line in (out / "spin_pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(pair["chosen"][0]["role"] == "assistant" for pair in pairs)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda tmp, adapter: ["--base_model", str(tmp)], "was trained on"),
+        (lambda tmp, adapter: ["--model_name_or_path", str(tmp / "missing")], "Could not load"),
+        (lambda tmp, adapter: ["--model_name_or_path", str(tmp)], "neither adapter_config.json"),
+        (lambda tmp, adapter: ["--use_peft"], "drop --use_peft"),
+        (lambda tmp, adapter: ["--max_length", "40"], "must hold max_prompt_length"),
+    ],
+    ids=["other-base", "missing-folder", "empty-folder", "new-adapter-on-adapter", "short-max-length"],
+)
+def test_recipe_bad_input_is_one_error_line(change, message, tiny_adapter, tmp_path, capsys, monkeypatch):
+    from egail.cli import run_cli
+
+    monkeypatch.delenv("EGAIL_DEBUG", raising=False)
+    argv = recipe_overrides(tmp_path, tiny_adapter) + change(tmp_path, tiny_adapter)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(load_recipe("spin").main, argv)
+
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1]
