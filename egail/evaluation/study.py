@@ -30,14 +30,13 @@ import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from egail.evaluation.bootstrap import bootstrap_interval, paired_difference_interval
+from egail.evaluation.bootstrap import Statistic, bootstrap_interval, paired_difference_interval
 from egail.evaluation.realism import RealismResult, realism_probe
 from egail.evaluation.report import METRICS, MetricInfo
 from egail.evaluation.text_metrics import word_count
@@ -59,8 +58,6 @@ STUDY_METRICS: dict[str, MetricInfo] = {
 #: The figures the references themselves have.
 REFERENCE_METRICS = ("distinct2", "length")
 _ARROWS = {True: " ↑", False: " ↓", None: ""}
-
-Statistic = Callable[[np.ndarray], float]
 
 
 @functools.cache
@@ -155,6 +152,7 @@ def load_rows(results_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _model_rows(rows: list[dict[str, Any]], model: str, folds: int, seed: int) -> _ModelRows:
+    """``model``'s per-row statistics and its realism probe; every row must carry the same seeds' responses."""
     seeds = list(rows[0]["responses"][model])
     texts = []
     for number, row in enumerate(rows):
@@ -322,6 +320,7 @@ def write_study(study: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """The command line: score the folder, write study.json and study.md into it, print the table."""
     parser = argparse.ArgumentParser(
         prog="python -m egail.evaluation.study",
         description="Bootstrap intervals over rows for an evaluation folder: writes study.json and study.md there.",
