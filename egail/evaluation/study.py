@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import math
 import sys
@@ -88,7 +89,7 @@ def distinct2_weights(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     ``weights.sum() / counts.sum()`` is the corpus distinct-2 of ``texts`` (0 with no bigrams, like the
     project's distinct module); see the module docstring for why a bootstrap must resample these weights.
     """
-    grams = [list(zip(words, words[1:], strict=False)) for words in (text.split() for text in texts)]
+    grams = [list(itertools.pairwise(words)) for words in (text.split() for text in texts)]
     occurrences = Counter(gram for row in grams for gram in row)
     weights = np.array([sum(1 / occurrences[gram] for gram in row) for row in grams], dtype=float)
     return weights, np.array([len(row) for row in grams], dtype=float)
@@ -277,10 +278,12 @@ def study_markdown(study: dict[str, Any]) -> str:
     lines = [
         "# Study figures with bootstrap intervals over rows",
         "",
-        f"`{study['source']}`: {study['rows']} rows; cells are value [low, high], the {level} % percentile-bootstrap "
-        f"interval over {study['bootstrap']['resamples']} resamples of rows (seed {study['bootstrap']['seed']}). "
-        "A drawn row brings its responses from every sampling seed; per-seed figures are averaged over seeds. "
-        "↑ higher is better, ↓ lower is better.",
+        (
+            f"`{study['source']}`: {study['rows']} rows; cells are value [low, high], the {level} % percentile-"
+            f"bootstrap interval over {study['bootstrap']['resamples']} resamples of rows (seed "
+            f"{study['bootstrap']['seed']}). A drawn row brings its responses from every sampling seed; per-seed "
+            "figures are averaged over seeds. ↑ higher is better, ↓ lower is better."
+        ),
         "",
         header + " |",
         rule,
@@ -297,8 +300,10 @@ def study_markdown(study: dict[str, Any]) -> str:
             "",
             f"## Paired difference from {baseline} (model − {baseline})",
             "",
-            "The same resampled rows for both models; an interval that excludes 0 is a difference beyond "
-            "row-to-row chance (a sharper test than non-overlapping intervals above).",
+            (
+                "The same resampled rows for both models; an interval that excludes 0 is a difference beyond "
+                "row-to-row chance (a sharper test than non-overlapping intervals above)."
+            ),
             "",
             header + " |",
             rule,

@@ -101,7 +101,7 @@ def test_realism_separates_the_stock_phrase_and_not_the_mirror(study):
 
 
 def test_distinct2_is_not_pulled_down_by_rows_drawn_twice(study):
-    # Recounting unique bigrams in a resample would put this interval near [0.6, 0.7], below the value 1.
+    # Recounting unique bigrams in a resample would give about 0.63 (the share of rows drawn at least once), not 1.
     assert study["models"]["unique"]["figures"]["distinct2"] == {"value": 1.0, "low": 1.0, "high": 1.0}
 
 
@@ -175,5 +175,5 @@ def test_module_entry_point(tmp_path):
     command = [sys.executable, "-m", "egail.evaluation.study", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"error: {tmp_path} has no responses.jsonl; it is not a folder "
-                                                "written by the evaluation."]  # fmt: skip
+    expected = f"error: {tmp_path} has no responses.jsonl; it is not a folder written by the evaluation."
+    assert done.stderr.strip().splitlines() == [expected]
