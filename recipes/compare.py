@@ -44,6 +44,8 @@ STAGE_FILE = "stage.json"
 GAIL_VARIANTS = ("textgail", "empathygail")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 MAX_ADAPTER_MB = 10.5
+#: Prompt tokens of a state in every stage (SFT, GAIL, SPIN): history beyond it is cut oldest-first (fit_state).
+MAX_PROMPT_LENGTH = 256
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--spin-steps", type=int, default=100)
     add("--eval-samples", type=int, default=600, help="test rows evaluated (each bucket must get >= 100)")
     add("--eval-seeds", type=int, nargs="+", default=[0])
+    add("--min-bucket-rows", type=int, default=100, help="fewest evaluated rows a 1 / 2 / 3+ turn bucket may have")
+    add("--discriminator-encoder", default="minilm-l6", help="encoder of the GAIL discriminators")
     add("--max-new-tokens", type=int, default=48)
     add("--reuse", action="store_true", help="skip stages whose stage.json records the same command")
     add("--until", help="stop after this stage (the study can run in parts)")
@@ -173,7 +177,7 @@ def sft_argv(args: argparse.Namespace, data: Path, output_dir: Path, max_steps: 
         "--dataset_name", str(data), "--output_dir", str(output_dir), "--max_steps", str(max_steps),
         "--per_device_train_batch_size", "8", "--learning_rate", str(args.sft_learning_rate),
         "--lr_scheduler_type", "constant_with_warmup", "--warmup_steps", "10", "--history_max_turns", "2",
-        "--max_length", "320", "--use_peft", "true", "--lora_r", str(args.lora_r), "--lora_alpha", str(2 * args.lora_r),
+        "--max_prompt_length", str(MAX_PROMPT_LENGTH), "--max_length", "320", "--use_peft", "true", "--lora_r", str(args.lora_r), "--lora_alpha", str(2 * args.lora_r),
         "--lora_dropout", "0.05", "--lora_target_modules", "all-linear", "--gradient_checkpointing", "false",
         "--use_cpu", "true", "--bf16", "false", "--report_to", "none",
     ]  # fmt: skip
@@ -187,7 +191,9 @@ def gail_argv(args: argparse.Namespace, variant: str, data: Path, start: Path, o
         "--learning_rate", str(args.gail_learning_rate), "--lr_scheduler_type", "constant", "--warmup_steps", "0",
         "--num_generations", "4", "--generation_batch_size", "32", "--per_device_train_batch_size", "8",
         "--max_completion_length", str(args.max_new_tokens), "--temperature", "1.0", "--top_p", "1.0",
-        "--history_max_turns", "2", "--discriminator_pretrain_steps", str(args.discriminator_pretrain_steps),
+        "--history_max_turns", "2", "--max_prompt_length", str(MAX_PROMPT_LENGTH),
+        "--discriminator_pretrain_steps", str(args.discriminator_pretrain_steps),
+        "--discriminator_encoder", args.discriminator_encoder,
         "--demo_warmup_steps", str(args.gail_steps // 4), "--gradient_checkpointing", "false",
         "--use_cpu", "true", "--bf16", "false", "--report_to", "none", "--logging_steps", "5",
         "--save_strategy", "steps", "--save_steps", "25", "--save_total_limit", "1", "--seed", str(args.seed),
@@ -222,7 +228,9 @@ def build_stages(args: argparse.Namespace, work: Path, records: dict[str, dict])
         "--config", str(RECIPES / "configs" / "spin.yaml"), "--model_name_or_path", str(sft),
         "--base_model", args.model, "--dataset_name", str(data), "--output_dir", str(spin),
         "--max_train_samples", str(args.spin_samples), "--max_steps", str(args.spin_steps),
-        "--max_new_tokens", str(args.max_new_tokens), "--history_max_turns", "2", "--seed", str(args.seed),
+        "--max_new_tokens", str(args.max_new_tokens), "--temperature", "1.0", "--top_p", "1.0",
+        "--history_max_turns", "2", "--max_prompt_length", str(MAX_PROMPT_LENGTH), "--max_length", "320",
+        "--seed", str(args.seed),
     ], spin, lambda argv: _recipe("spin").main(argv)))  # fmt: skip
     return stages
 
@@ -235,7 +243,8 @@ def trained_models(args: argparse.Namespace, work: Path) -> dict[str, str]:
 def evaluate(args: argparse.Namespace, work: Path, study: Path) -> None:
     """Every model on the same test rows, then intervals, realism and curves; the adapters into the study."""
     from egail.evaluation import EvaluationSettings, GenerationSettings, evaluate_models
-    from egail.evaluation.study import score_study
+    from egail.evaluation.trajectories import BUCKETS
+    from egail.evaluation.study import score_study, write_study
 
     models = trained_models(args, work)
     settings = EvaluationSettings(
@@ -244,12 +253,15 @@ def evaluate(args: argparse.Namespace, work: Path, study: Path) -> None:
         generation=GenerationSettings(max_new_tokens=args.max_new_tokens),
     )  # fmt: skip
     report = evaluate_models(models, str(work / "data"), settings)
-    counts = report.to_dict().get("rows", {})
+    counts = {bucket: stat.n for bucket, stat in report.results["base"]["perplexity"].items()}
+    if min(counts[b] for b in BUCKETS) < args.min_bucket_rows:
+        raise ValueError(f"the evaluated rows per bucket are {counts}: each of 1 / 2 / 3+ turns needs "
+                         f"{args.min_bucket_rows}; raise --eval-samples")  # fmt: skip
     report.write(work / "evaluation")
     for name in ("results.json", "table.md", "perplexity.png", "bleu.png"):
         if (work / "evaluation" / name).is_file():
             shutil.copy(work / "evaluation" / name, study / name)
-    score_study(work / "evaluation", out=study)
+    write_study(score_study(work / "evaluation", baseline="sft-equal-compute"), study)  # intervals, realism AUC
     for variant in GAIL_VARIANTS:  # the learning evidence: D(expert) vs D(sample), reward, length, KL
         for name, target in (
             ("training_curves.png", f"curves-{variant}.png"),

@@ -1,4 +1,5 @@
-"""recipes/compare.py end to end on tiny models: four models trained alike, one table."""
+"""recipes/compare.py: stages reused only when finished with the same command, half-written ones redone or resumed,
+and (slow) the whole study end to end on tiny models."""
 
 from __future__ import annotations
 
@@ -9,38 +10,102 @@ import pytest
 from tests.helpers import load_recipe
 
 
+@pytest.fixture(scope="module")
+def compare():
+    return load_recipe("compare")
+
+
+def _stage(compare, tmp_path, runs: list, resumable: bool = False, argv=("--x", "1")):
+    def run(argv):
+        runs.append(list(argv))
+        (tmp_path / "stage").mkdir(exist_ok=True)
+        (tmp_path / "stage" / "out.txt").write_text("done")
+
+    return compare.Stage("toy", "recipes/toy.py", list(argv), tmp_path / "stage", run, resumable)
+
+
+def test_a_finished_stage_is_reused_only_with_the_same_command(compare, tmp_path):
+    runs: list = []
+    first = compare.run_stage(_stage(compare, tmp_path, runs), reuse=True)
+    assert runs == [["--x", "1"]] and first["command"] == ["python", "recipes/toy.py", "--x", "1"]
+    assert json.loads((tmp_path / "stage" / compare.STAGE_FILE).read_text())["cpu_s"] == first["cpu_s"]
+    assert compare.run_stage(_stage(compare, tmp_path, runs), reuse=True) == first  # reused: not run again
+    assert len(runs) == 1
+    compare.run_stage(_stage(compare, tmp_path, runs, argv=("--x", "2")), reuse=True)  # another command: redone
+    assert runs[-1] == ["--x", "2"]
+    compare.run_stage(_stage(compare, tmp_path, runs, argv=("--x", "2")), reuse=False)  # no --reuse: redone
+    assert len(runs) == 3
+
+
+def test_a_half_written_stage_is_redone_from_scratch(compare, tmp_path):
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / "leftover.txt").write_text("from a killed run")
+    runs: list = []
+    compare.run_stage(_stage(compare, tmp_path, runs), reuse=True)
+    assert runs == [["--x", "1"]] and not (tmp_path / "stage" / "leftover.txt").exists()
+
+
+def test_a_half_written_training_stage_resumes_from_its_last_complete_checkpoint(compare, tmp_path):
+    checkpoint = tmp_path / "stage" / "checkpoint-25"
+    checkpoint.mkdir(parents=True)
+    for name in ("trainer_state.json", "gail_state.json"):
+        (checkpoint / name).write_text("{}")
+    (tmp_path / "stage" / "checkpoint-50").mkdir()  # torn: no gail_state.json, no trainer_state.json
+    (tmp_path / "stage" / "partial_cpu.json").write_text(json.dumps({"cpu_s": 100.0, "wall_s": 120.0}))
+    runs: list = []
+    record = compare.run_stage(_stage(compare, tmp_path, runs, resumable=True), reuse=True)
+    assert runs == [["--x", "1", "--resume_from_checkpoint", str(checkpoint)]]
+    assert record["resumed"] and record["cpu_s"] >= 100.0  # the interrupted part's CPU time counts
+    assert not (tmp_path / "stage" / "partial_cpu.json").exists()
+
+
+def test_an_interrupted_stage_leaves_no_record_and_keeps_its_cpu_time(compare, tmp_path):
+    def crash(argv):
+        (tmp_path / "stage").mkdir(exist_ok=True)
+        raise KeyboardInterrupt
+
+    stage = compare.Stage("toy", "recipes/toy.py", [], tmp_path / "stage", crash, resumable=True)
+    with pytest.raises(KeyboardInterrupt):
+        compare.run_stage(stage, reuse=True)
+    assert not (tmp_path / "stage" / compare.STAGE_FILE).exists()
+    assert "cpu_s" in json.loads((tmp_path / "stage" / "partial_cpu.json").read_text())
+
+
+def test_a_study_folder_from_another_version_is_refused(compare, tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"egail": "0.0.9"}))
+    with pytest.raises(ValueError, match="written by egail 0.0.9"):
+        compare.check_study_folder(tmp_path)
+
+
+def test_the_equal_compute_control_resumes_sft_with_empathygail_cpu_time(compare, tmp_path):
+    args = compare.parse_args(["--source", "embedded", "--study", str(tmp_path / "s")])
+    stages = {s.name: s for s in compare.build_stages(args, tmp_path, {"empathygail": {"cpu_s": 1234.5}})}
+    argv = stages["sft-equal-compute"].argv
+    assert argv[argv.index("--max_cpu_seconds") + 1] == "1234.5"
+    assert argv[argv.index("--resume_from_checkpoint") + 1].endswith("sft/checkpoint-100")
+    sft, gail = stages["sft"].argv, stages["empathygail"].argv
+    for flag in ("--history_max_turns", "--max_prompt_length"):  # SFT and GAIL see the same states
+        assert sft[sft.index(flag) + 1] == gail[gail.index(flag) + 1]
+    assert gail[gail.index("--model_name_or_path") + 1] == str(tmp_path / "sft")
+
+
 @pytest.mark.slow
-def test_compare_trains_four_models_and_writes_the_table(tmp_path, tiny_lm_path, tiny_encoder_path):
-    out = load_recipe("compare").main(
-        [
-            "--source",
-            "embedded",
-            "--model",
-            tiny_lm_path,
-            "--out",
-            str(tmp_path / "results"),
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--sft-steps",
-            "1",
-            "--gail-steps",
-            "1",
-            "--discriminator-pretrain-steps",
-            "1",
-            "--discriminator-encoder",
-            tiny_encoder_path,
-            "--eval-samples",
-            "6",
-            "--seeds",
-            "0",
-            "--max-new-tokens",
-            "6",
-        ]
-    )
-    results = json.loads((out / "results.json").read_text())
-    assert {"base", "sft", "textgail", "empathygail"} <= set(json.dumps(results).split('"'))
-    for name in ("table.md", "perplexity.png", "bleu.png", "examples.md", "run.md"):
-        assert (out / name).is_file(), name
-    run = json.loads((out / "run.json").read_text())
-    assert set(run["timings_s"]) == {"data", "sft", "textgail", "empathygail", "evaluation"}
-    assert "recipes/train.py" in (out / "run.md").read_text()
+def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, tiny_encoder_path):
+    argv = [
+        "--source", "embedded", "--model", tiny_lm_path, "--study", str(tmp_path / "study"),
+        "--work-dir", str(tmp_path / "work"), "--sft-steps", "2", "--gail-steps", "2",
+        "--discriminator-pretrain-steps", "1", "--discriminator-encoder", tiny_encoder_path, "--spin-samples", "8",
+        "--spin-steps", "1", "--eval-samples", "12", "--min-bucket-rows", "1", "--max-new-tokens", "6",
+    ]  # fmt: skip
+    study = compare.main(argv)
+    run = json.loads((study / "run.json").read_text())
+    assert list(run["stages"]) == ["data", "sft", "textgail", "empathygail", "sft-equal-compute", "spin"]
+    for name in ("results.json", "table.md", "study.json", "study.md", "run.md", "curves-empathygail.png"):
+        assert (study / name).is_file(), name
+    adapters = {p.name for p in (study / "adapters").iterdir()}
+    assert adapters == {"sft", "sft-equal-compute", "textgail", "empathygail", "spin"}
+    scored = json.loads((study / "study.json").read_text())
+    assert "realism_auc" in json.dumps(scored)
+    # --reuse: nothing trains again
+    rerun = compare.main([*argv, "--reuse", "--until", "spin"])
+    assert json.loads((rerun / "run.json").read_text())["stages"] == run["stages"]
