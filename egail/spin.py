@@ -16,9 +16,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from egail.formatting import build_messages, fit_state, has_chat_template, render_plain, response_ids
+from egail.formatting import build_messages, decode_reply, fit_state, has_chat_template, render_plain, response_ids
+from egail.generation import GenerationSettings, generate_replies, stop_token_ids
 from egail.models import load_causal_lm, load_tokenizer, resolve_model_path
 from egail.schema import is_oneliner, validate_trajectories
 
@@ -71,14 +70,21 @@ def build_spin_pairs(
         fit_state(tokenizer, row["history"], row["prompt"], max_prompt_length, history_max_turns, system_prompt)
         for row in rows
     ]
+    # Both sides are read by the one decoder of replies: the expert's tokens cut at max_new_tokens, the sample as
+    # generated (one generation path for SPIN, evaluation and the chat), so neither length nor finish tells them apart.
+    stops = stop_token_ids(model, tokenizer)
     experts = [
-        tokenizer.decode(response_ids(tokenizer, row["response"])[:max_new_tokens], skip_special_tokens=True).strip()
+        decode_reply(tokenizer, response_ids(tokenizer, row["response"])[:max_new_tokens], stops, max_new_tokens)
         for row in rows
     ]
-    samples = sample_responses(
-        model, tokenizer, [state.input_ids for state in states], max_new_tokens=max_new_tokens,
-        temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
-    )  # fmt: skip
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=0, repetition_penalty=1.0
+    )
+    was_training = model.training
+    samples = generate_replies(
+        model, tokenizer, [state.input_ids for state in states], settings, seed=seed, batch_size=batch_size
+    )
+    model.train(was_training)
 
     chat = has_chat_template(tokenizer)
     pairs = []
@@ -104,60 +110,6 @@ def build_spin_pairs(
     from datasets import Dataset
 
     return Dataset.from_list(pairs)
-
-
-@torch.inference_mode()
-def sample_responses(
-    model: Any,
-    tokenizer: Any,
-    prompt_ids: list[list[int]],
-    *,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    seed: int,
-    batch_size: int,
-) -> list[str]:
-    """One sampled response per prompt (token ids of a fitted state), decoded as GAIL decodes its completions.
-
-    Prompts are batched by length and padded on the left, so every continuation starts right after its prompt;
-    ``top_k=0`` is explicit so that a model's own generation config cannot narrow the sampling.
-    """
-    from transformers import set_seed
-
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
-    responses = [""] * len(prompt_ids)
-    set_seed(seed)
-    try:
-        for start in range(0, len(order), batch_size):
-            indices = order[start : start + batch_size]
-            width = max(len(prompt_ids[i]) for i in indices)
-            input_ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(indices), width), dtype=torch.long)
-            for j, i in enumerate(indices):
-                input_ids[j, width - len(prompt_ids[i]) :] = torch.tensor(prompt_ids[i])
-                attention_mask[j, width - len(prompt_ids[i]) :] = 1
-            output = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention_mask.to(device),
-                max_new_tokens=max_new_tokens,
-                do_sample=True,
-                temperature=temperature,
-                top_p=top_p,
-                top_k=0,
-                pad_token_id=pad_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            decoded = tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
-            for i, text in zip(indices, decoded, strict=True):
-                responses[i] = text.strip()
-    finally:
-        model.train(was_training)
-    return responses
 
 
 def _same_model(name: str, other: str) -> bool:

@@ -12,7 +12,7 @@ from datasets import Dataset
 from egail.formatting import build_messages, fit_state, response_ids
 from egail.schema import ONELINERS_SOURCE
 from egail.spin import TRL_REF_ADAPTER, build_spin_pairs, load_spin_policy, train_spin
-from tests.recipes.conftest import RECIPES, load_recipe
+from tests.helpers import RECIPES, load_recipe
 
 ONELINER = {"history": [], "prompt": "Keep going!", "response": "Keep going!", "source": ONELINERS_SOURCE}
 
@@ -42,6 +42,7 @@ class StubPolicy(torch.nn.Module):
         super().__init__()
         self.anchor = torch.nn.Parameter(torch.zeros(1))
         self.tokenizer, self.replies, self.calls = tokenizer, replies, []
+        self.generation_config = None  # no model-level EOS: the tokenizer's stop tokens apply
 
     def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
         self.calls.append({"max_new_tokens": max_new_tokens, **kwargs})
@@ -60,7 +61,12 @@ def fitted_ids(tokenizer, row: dict, max_prompt_length: int | None = 64) -> tupl
 
 
 def cut(tokenizer, response: str, max_new_tokens: int) -> str:
-    return tokenizer.decode(response_ids(tokenizer, response)[:max_new_tokens], skip_special_tokens=True).strip()
+    """A response cut to ``max_new_tokens`` and read by the one reply decoder, as SPIN reads both sides."""
+    from egail.formatting import decode_reply
+    from egail.generation import stop_token_ids
+
+    ids = response_ids(tokenizer, response)[:max_new_tokens]
+    return decode_reply(tokenizer, ids, stop_token_ids(StubPolicy(tokenizer, {}), tokenizer), max_new_tokens)
 
 
 @pytest.fixture(scope="module")
