@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from datasets import Dataset
 
 from egail.config import GAILConfig
@@ -65,3 +66,18 @@ def rollout_states(dataset: Dataset, tokenizer: Any, args: GAILConfig, name: str
         }
 
     return dataset.map(to_state, desc=f"Preparing {name}")
+
+
+def supervised_batch(
+    prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Prompt + completion sequences padded on the right, with labels on the completion tokens only (-100 elsewhere):
+    the MLE warm-up's batch, so the loss is that of the expert's reply given its state."""
+    sequences = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    labels = [[-100] * len(p) + list(c) for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    width = max(map(len, sequences))
+    return {
+        "input_ids": torch.tensor([s + [pad_id] * (width - len(s)) for s in sequences], device=device),
+        "attention_mask": torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device),
+        "labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels], device=device),
+    }

@@ -1,19 +1,8 @@
 """`GAILTrainer`: adversarial imitation learning of dialogue on top of TRL's `GRPOTrainer`.
 
 GRPOTrainer samples completions, scores them with reward functions and takes PPO-clipped steps. GAIL (the paper's
-Algorithm 1) adds a discriminator D whose score is the reward, and human demos mixed into the rollouts. In the order
-it runs, and in the order of this file:
-
-0. **MLE warm-up** (`warm_up_policy`, when ``sft_warmup_steps > 0``): supervised steps on expert responses.
-1. **Pre-train D** (`pretrain_discriminator`), once, after accelerate has prepared the model: distinct states, one
-   policy sample each, D's log-loss step on (expert, sample) pairs.
-2. **Each rollout** (`_generate_and_score_completions`):
-   a. *mix demos*: `egail.demos.demo_slots` picks a scheduled share of each group's slots for the expert's response;
-   b. *sample* the other slots (`_generate_single_turn`); demo slots get the expert's tokens, cut like a sample;
-   c. *score* the samples: `discriminator_reward` (+ `sentiment_history_reward`) return ``None`` for demos, so TRL
-      keeps demos out of each group's baseline and the logged rewards; demos then get ``demo_advantage``;
-   d. *update D* (`update_discriminator`) on the explicit `Rollout`: expert response vs each sample, same state.
-3. **PPO step**: GRPOTrainer's clipped loss on the buffer, unchanged.
+Algorithm 1) adds a discriminator D whose score is the reward, and human demos mixed into the rollouts; the class
+docstring lists the steps in the order they run, which is the order of this file.
 
 What is not GAIL lives elsewhere: rollout states and the `Rollout` record in `egail.rollout`, the demo schedule in
 `egail.demos`, checkpoints, resume and the non-finite guard in `egail.checkpointing` (`CheckpointedTraining`), the
@@ -49,7 +38,7 @@ from egail.discriminator import (
 from egail.distributed import average_gradients, broadcast_module, finite_on_every_rank, mean_over_ranks
 from egail.hub import HubPublishing
 from egail.models import adapter_base, load_tokenizer, load_trainable_policy
-from egail.rollout import Rollout, completion_text, rollout_states
+from egail.rollout import Rollout, completion_text, rollout_states, supervised_batch
 from egail.sentiment import SentimentHistory
 
 logger = logging.getLogger(__name__)
@@ -57,6 +46,20 @@ logger = logging.getLogger(__name__)
 
 class GAILTrainer(CheckpointedTraining, HubPublishing, GRPOTrainer):
     """GAIL for dialogue: the policy imitates expert responses, rewarded by a discriminator it tries to fool.
+
+    Algorithm 1, in the order it runs:
+
+    0. **MLE warm-up** (`warm_up_policy`, when ``sft_warmup_steps > 0``): supervised steps on expert responses.
+    1. **Pre-train D** (`pretrain_discriminator`), once, after accelerate has prepared the model: distinct states, one
+       policy sample each, D's log-loss step on (expert, sample) pairs.
+    2. **Each rollout** (`_generate_and_score_completions`):
+       a. *mix demos*: `egail.demos.demo_slots` picks a scheduled share of each group's slots for the expert's
+          response;
+       b. *sample* the other slots (`_generate_single_turn`); demo slots get the expert's tokens, cut like a sample;
+       c. *score* the samples: `discriminator_reward` (+ `sentiment_history_reward`) return ``None`` for demos, so TRL
+          keeps demos out of each group's baseline and the logged rewards; demos then get ``demo_advantage``;
+       d. *update D* (`update_discriminator`) on the explicit `Rollout`: expert response vs each sample, same state.
+    3. **PPO step**: GRPOTrainer's clipped loss on the buffer, unchanged.
 
     Args:
         model: a causal LM, or its name: an embedded name (``"smollm2-135m-instruct"``), a folder or a Hub id.
@@ -103,9 +106,8 @@ class GAILTrainer(CheckpointedTraining, HubPublishing, GRPOTrainer):
             raise ValueError("train_dataset is a DatasetDict; pass one split, e.g. dataset['train'].")
         if args.reward_weights is not None:
             raise ValueError("GAILTrainer weighs its rewards itself (1 for D); set sentiment_history_weight instead.")
-        args = copy.copy(
-            args
-        )  # model_init_kwargs and reward_weights are set below; the caller's config stays as it was
+        # model_init_kwargs and reward_weights are set below, on a copy: the caller's config stays as it was
+        args = copy.copy(args)
         if isinstance(model, str | os.PathLike):  # a model, or a LoRA adapter to train further
             if peft_config is not None and adapter_base(model) is not None:
                 raise ValueError(f"{model} is a LoRA adapter, trained further as it is: drop peft_config/--use_peft.")
@@ -190,23 +192,13 @@ class GAILTrainer(CheckpointedTraining, HubPublishing, GRPOTrainer):
         optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad], lr=self.args.sft_warmup_learning_rate
         )
-        pad = self.processing_class.pad_token_id
         losses = []
         self.model_wrapped.train()
         for _ in range(steps):
             rows = [next(states) for _ in range(self.args.per_device_train_batch_size)]
             prompt_ids = self._tokenize_prompts([row["prompt"] for row in rows])[0]
-            sequences = [list(p) + row["demo_ids"] for p, row in zip(prompt_ids, rows, strict=True)]
-            labels = [[-100] * len(p) + row["demo_ids"] for p, row in zip(prompt_ids, rows, strict=True)]
-            width = max(map(len, sequences))
-            device = self.accelerator.device
-            batch = {
-                "input_ids": torch.tensor([s + [pad] * (width - len(s)) for s in sequences], device=device),
-                "attention_mask": torch.tensor(
-                    [[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device
-                ),
-                "labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels], device=device),
-            }
+            demo_ids = [row["demo_ids"] for row in rows]
+            batch = supervised_batch(prompt_ids, demo_ids, self.processing_class.pad_token_id, self.accelerator.device)
             loss = self.model_wrapped(**batch).loss
             self.accelerator.backward(loss)
             optimizer.step()

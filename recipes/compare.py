@@ -243,8 +243,8 @@ def trained_models(args: argparse.Namespace, work: Path) -> dict[str, str]:
 def evaluate(args: argparse.Namespace, work: Path, study: Path) -> None:
     """Every model on the same test rows, then intervals, realism and curves; the adapters into the study."""
     from egail.evaluation import EvaluationSettings, GenerationSettings, evaluate_models
-    from egail.evaluation.trajectories import BUCKETS
     from egail.evaluation.study import score_study, write_study
+    from egail.evaluation.trajectories import BUCKETS
 
     models = trained_models(args, work)
     settings = EvaluationSettings(
