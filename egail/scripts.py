@@ -12,6 +12,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from egail.config import GAILConfig
 from egail.schema import validate_trajectories
 
 
@@ -39,6 +40,25 @@ class ScriptArguments:
             "help": "Stop training (and save) once the process has used this much CPU time in train(); "
             "for equal-compute comparisons. None: no budget."
         },
+    )
+
+
+@dataclass
+class StateScriptArguments(ScriptArguments):
+    """The shared data arguments, plus the state-shaping fields GAIL reads from its `GAILConfig` (same defaults),
+    for the recipes that fit states without one (SFT, SPIN): every recipe then sees GAIL's states."""
+
+    history_max_turns: int | None = field(
+        default=GAILConfig.history_max_turns, metadata={"help": "Earlier turns kept in each state (None keeps all)."}
+    )
+    max_prompt_length: int | None = field(
+        default=GAILConfig.max_prompt_length,
+        metadata={
+            "help": "Tokens kept of a state (history + prompt), as GAIL's max_prompt_length; oldest turns go first."
+        },
+    )
+    system_prompt: str | None = field(
+        default=GAILConfig.system_prompt, metadata={"help": "System message of every state."}
     )
 
 

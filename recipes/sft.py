@@ -11,36 +11,15 @@ recipes/train.py: SFT first, then GAIL, is the usual recipe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
-from egail import GAILConfig
 from egail.cli import run_cli
 from egail.formatting import fit_state, response_ids
 from egail.models import SMOLLM2, load_causal_lm, load_tokenizer
-from egail.scripts import ScriptArguments, load_splits, script_callbacks
+from egail.scripts import StateScriptArguments, load_splits, script_callbacks
 
 
-@dataclass
-class SFTScriptArguments(ScriptArguments):
-    """The shared data arguments, plus the state-shaping fields GAIL reads from its GAILConfig (same defaults)."""
-
-    history_max_turns: int | None = field(
-        default=GAILConfig.history_max_turns, metadata={"help": "Earlier turns kept in each state (None keeps all)."}
-    )
-    max_prompt_length: int | None = field(
-        default=GAILConfig.max_prompt_length,
-        metadata={
-            "help": "Tokens kept of a state (history + prompt), as GAIL's max_prompt_length; oldest turns go first."
-        },
-    )
-    system_prompt: str | None = field(
-        default=GAILConfig.system_prompt, metadata={"help": "System message of every state."}
-    )
-
-
-def tokenize_trajectories(dataset, tokenizer, script_args: SFTScriptArguments):
+def tokenize_trajectories(dataset, tokenizer, script_args: StateScriptArguments):
     """Expert trajectories as SFT examples: the fitted state's tokens, then the response's, with the loss on the
     response alone. Tokenized here (TRL leaves ``input_ids``/``labels`` as given) so no re-tokenisation can merge
     tokens across the boundary or add special tokens GAIL's rollouts do not see."""
@@ -61,7 +40,7 @@ def tokenize_trajectories(dataset, tokenizer, script_args: SFTScriptArguments):
 
 
 def main(argv: list[str] | None = None) -> SFTTrainer:
-    parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+    parser = TrlParser((StateScriptArguments, SFTConfig, ModelConfig))
     script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
     model_name = model_args.model_name_or_path or SMOLLM2
     train_dataset, eval_dataset = load_splits(script_args, training_args.seed)

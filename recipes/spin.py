@@ -20,28 +20,18 @@ from accelerate.utils import is_peft_model
 from trl import DPOConfig, DPOTrainer, ModelConfig, TrlParser, get_peft_config
 
 from egail.cli import run_cli
-from egail.data import load_trajectories
 from egail.models import SMOLLM2
-from egail.schema import validate_trajectories
+from egail.scripts import StateScriptArguments, load_splits
 from egail.spin import build_spin_pairs, load_spin_policy, train_spin
 
 
 @dataclass
-class ScriptArguments:
-    dataset_name: str = field(
-        default="embedded",
-        metadata={"help": "Expert trajectories: 'embedded', a folder from `python -m egail.data build`, or a Hub id."},
-    )
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Train on a seeded sample of this size."})
+class SpinScriptArguments(StateScriptArguments):
+    """The recipes' data and state arguments, plus the starting adapter's base and how rejected replies are sampled."""
+
     base_model: str | None = field(
         default=None, metadata={"help": "Base of the starting adapter (None: the base the adapter records)."}
     )
-    history_max_turns: int | None = field(default=None, metadata={"help": "Earlier turns kept in each state."})
-    max_prompt_length: int | None = field(
-        default=512, metadata={"help": "Policy tokens kept of a state (history + prompt); the oldest are cut."}
-    )
-    system_prompt: str | None = field(default=None, metadata={"help": "System message of every state."})
     max_new_tokens: int = field(
         default=64, metadata={"help": "Tokens of a rejected sample; the chosen response is cut to as many."}
     )
@@ -51,7 +41,7 @@ class ScriptArguments:
 
 
 def main(argv: list[str] | None = None) -> DPOTrainer:
-    parser = TrlParser((ScriptArguments, DPOConfig, ModelConfig))
+    parser = TrlParser((SpinScriptArguments, DPOConfig, ModelConfig))
     script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
     if training_args.max_length is not None and (
         script_args.max_prompt_length is None
@@ -62,17 +52,10 @@ def main(argv: list[str] | None = None) -> DPOTrainer:
             f"+ max_new_tokens ({script_args.max_new_tokens}), or DPO cuts the responses it compares."
         )
 
-    dataset = load_trajectories(script_args.dataset_name)
-    if script_args.dataset_train_split not in dataset:
-        raise ValueError(
-            f"split '{script_args.dataset_train_split}' not in {script_args.dataset_name}: {list(dataset)}"
-        )
-    train_dataset = dataset[script_args.dataset_train_split]
-    validate_trajectories(train_dataset)
-    if script_args.max_train_samples:
-        # The same seeded sample as recipes/train.py and recipes/sft.py draw, one-liners dropped afterwards like GAIL.
-        count = min(script_args.max_train_samples, len(train_dataset))
-        train_dataset = train_dataset.shuffle(seed=training_args.seed).select(range(count))
+    # The same seeded sample as recipes/train.py and recipes/sft.py draw; one-liners are dropped afterwards, as GAIL.
+    if script_args.before_after_rows or script_args.max_cpu_seconds:
+        raise ValueError("spin.py takes neither --before_after_rows nor --max_cpu_seconds (train.py and sft.py do).")
+    train_dataset, _ = load_splits(script_args, training_args.seed)
 
     model, tokenizer = load_spin_policy(
         model_args.model_name_or_path or SMOLLM2, script_args.base_model, training_args.trust_remote_code

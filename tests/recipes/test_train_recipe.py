@@ -102,19 +102,20 @@ def test_sft_sees_gails_states_and_learns_only_the_response(tiny_lm_path):
 
     from egail.formatting import fit_state, response_ids
     from egail.models import load_tokenizer
+    from egail.scripts import StateScriptArguments
 
     sft = load_recipe("sft")
     tokenizer = load_tokenizer(tiny_lm_path)
     history = [f"turn {i}: " + "words " * 30 for i in range(8)]
     rows = Dataset.from_list([{"history": history, "prompt": "What now?", "response": "Take a breath."}])
-    args = sft.SFTScriptArguments(history_max_turns=3, max_prompt_length=120)
+    args = StateScriptArguments(history_max_turns=3, max_prompt_length=120)
     (example,) = sft.tokenize_trajectories(rows, tokenizer, args).to_list()
     state = fit_state(tokenizer, history, "What now?", 120, history_max_turns=3)
     assert len(state.history) < 6, "the token budget, not only the turn cap, shortened the history"
     answer = response_ids(tokenizer, "Take a breath.")
     assert example["input_ids"] == state.input_ids + answer
     assert example["labels"] == [-100] * len(state.input_ids) + answer
-    defaults = sft.SFTScriptArguments()
+    defaults = StateScriptArguments()
     from egail import GAILConfig
 
     gail = GAILConfig(output_dir="unused", report_to="none")
@@ -125,11 +126,12 @@ def test_sft_sees_gails_states_and_learns_only_the_response(tiny_lm_path):
     )
 
 
-def test_sft_and_gail_share_their_script_arguments():
-    from egail.scripts import ScriptArguments
+def test_sft_gail_and_spin_share_their_script_arguments():
+    from egail.scripts import ScriptArguments, StateScriptArguments
 
     assert load_recipe("train").ScriptArguments is ScriptArguments
-    assert issubclass(load_recipe("sft").SFTScriptArguments, ScriptArguments)
+    assert load_recipe("sft").StateScriptArguments is StateScriptArguments
+    assert issubclass(load_recipe("spin").SpinScriptArguments, StateScriptArguments)
 
 
 def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
