@@ -16,7 +16,9 @@ Stages, in order (each a recipe command, run in this process and timed in CPU se
 6. ``evaluation``: every model on the same test rows (``egail.evaluation``), then bootstrap intervals and the
    realism probe (``egail.evaluation.study``), the GAIL learning curves, and the adapters copied into the study.
 
-A stage's folder gets ``stage.json`` last, when the stage has finished. ``--reuse`` skips a stage whose
+A stage's folder gets ``stage.json`` last, when the stage has finished; each trained adapter (with its
+``stage.json``, curves, and for SFT the checkpoint the control resumes) is archived in ``--study``/adapters, from
+which a later session on a fresh clone restores it. ``--reuse`` skips a stage whose
 ``stage.json`` records the same command; a folder without it is half-written and is never trusted: a training stage
 resumes from its last complete checkpoint, anything else is redone. Corpus text stays in ``--work-dir``: the
 corpora's licenses forbid redistributing it with the results.
@@ -43,6 +45,7 @@ REPO = RECIPES.parent
 STAGE_FILE = "stage.json"
 GAIL_VARIANTS = ("textgail", "empathygail")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ARCHIVED = ("sft", *GAIL_VARIANTS, "sft-equal-compute", "spin")
 MAX_ADAPTER_MB = 10.5
 #: Prompt tokens of a state in every stage (SFT, GAIL, SPIN): history beyond it is cut oldest-first (fit_state).
 MAX_PROMPT_LENGTH = 256
@@ -158,6 +161,40 @@ def run_stage(stage: Stage, reuse: bool) -> dict:
     return record
 
 
+def archive_stage(stage: Stage, study: Path, keep_checkpoint: str | None = None) -> None:
+    """Copy what later stages and readers need of a finished training stage into ``study/adapters/<stage>/``:
+    the adapter (its base named portably: the embedded name, not this machine's cache path), ``stage.json``,
+    the curves and log, and ``keep_checkpoint`` (the SFT checkpoint the equal-compute control resumes). So the
+    study can go on from a fresh clone; the discriminators (about 90 MB each) stay in the work dir."""
+    from egail.models import SMOLLM2, resolve_model_path
+
+    out = study / "adapters" / stage.name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for name in (*ADAPTER_FILES, STAGE_FILE, "training_curves.png", "log_history.json"):
+        if (stage.folder / name).is_file():
+            shutil.copy(stage.folder / name, out / name)
+    if keep_checkpoint:
+        shutil.copytree(stage.folder / keep_checkpoint, out / keep_checkpoint)
+    for config_file in out.rglob(ADAPTER_FILES[0]):
+        config = json.loads(config_file.read_text())
+        if str(config.get("base_model_name_or_path")) in (SMOLLM2, resolve_model_path(SMOLLM2)):
+            config["base_model_name_or_path"] = SMOLLM2
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
+    size = (out / ADAPTER_FILES[1]).stat().st_size / 2**20
+    if size > MAX_ADAPTER_MB:
+        raise ValueError(f"{stage.name}: adapter is {size:.1f} MB, over {MAX_ADAPTER_MB} MB; lower --lora-r")
+
+
+def restore_stage(stage: Stage, study: Path) -> None:
+    """A stage finished in an earlier session (archived in the study, not in this work dir) is put back."""
+    archived = study / "adapters" / stage.name
+    if not stage.folder.exists() and (archived / STAGE_FILE).is_file():
+        shutil.copytree(archived, stage.folder)
+        print(f"[study] {stage.name}: restored from {archived}", flush=True)
+
+
 def check_study_folder(study: Path) -> None:
     """A study folder written by another egail version is not mixed with this one's results."""
     run_file = study / "run.json"
@@ -268,30 +305,7 @@ def evaluate(args: argparse.Namespace, work: Path, study: Path) -> None:
             ("log_history.json", f"log-{variant}.json"),
         ):
             shutil.copy(work / variant / name, study / target)
-    copy_adapters(models, study / "adapters")
     (study / "rows.json").write_text(json.dumps(counts, indent=2))
-
-
-def copy_adapters(models: dict[str, str], target: Path) -> None:
-    """Each trained adapter (weights, config, tokenizer if it differs) into ``target/<model>/``, base named
-    portably (the embedded name, not this machine's cache path) and under the size the repository allows."""
-    from egail.models import SMOLLM2, resolve_model_path
-
-    for name, folder in models.items():
-        source = Path(folder)
-        if not (source / ADAPTER_FILES[0]).is_file():
-            continue
-        out = target / name
-        out.mkdir(parents=True, exist_ok=True)
-        for file in ADAPTER_FILES:
-            shutil.copy(source / file, out / file)
-        config = json.loads((out / ADAPTER_FILES[0]).read_text())
-        if str(config.get("base_model_name_or_path")) in (SMOLLM2, resolve_model_path(SMOLLM2)):
-            config["base_model_name_or_path"] = SMOLLM2
-        (out / ADAPTER_FILES[0]).write_text(json.dumps(config, indent=2, sort_keys=True))
-        size = (out / ADAPTER_FILES[1]).stat().st_size / 2**20
-        if size > MAX_ADAPTER_MB:
-            raise ValueError(f"{name}: adapter is {size:.1f} MB, over {MAX_ADAPTER_MB} MB; lower --lora-r")
 
 
 def write_run_md(args: argparse.Namespace, study: Path, stages: list[Stage], records: dict[str, dict], argv) -> None:
@@ -307,6 +321,7 @@ def write_run_md(args: argparse.Namespace, study: Path, stages: list[Stage], rec
              "| stage | CPU s | wall s | resumed | finished |", "|---|---|---|---|---|"]  # fmt: skip
     lines += [f"| {n} | {r['cpu_s']} | {r['wall_s']} | {r.get('resumed', False)} | {r['finished']} |"
               for n, r in records.items()]  # fmt: skip
+    lines += [f"- **{n}**: {r['note']}" for n, r in records.items() if r.get("note")]
     lines += ["", "Each stage's command (compare.py runs them in one process):", "", "```bash"]
     lines += [shlex.join(s.command).replace(f"{REPO}/", "") for s in stages if s.name in records]
     lines += ["```", "", f"This study: `python recipes/compare.py {shlex.join(argv or sys.argv[1:])}`", ""]
@@ -328,7 +343,11 @@ def main(argv: list[str] | None = None) -> Path:
     stages = build_stages(args, work, records)
     for name in names[:-1]:
         stage = next(s for s in build_stages(args, work, records) if s.name == name)  # budgets of finished stages
+        if args.reuse:
+            restore_stage(stage, study)
         records[name] = run_stage(stage, args.reuse)
+        if name in ARCHIVED:
+            archive_stage(stage, study, f"checkpoint-{args.sft_steps}" if name == "sft" else None)
         write_run_md(args, study, stages, records, argv)
         if name == args.until:
             return study

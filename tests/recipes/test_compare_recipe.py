@@ -109,3 +109,31 @@ def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, ti
     # --reuse: nothing trains again
     rerun = compare.main([*argv, "--reuse", "--until", "spin"])
     assert json.loads((rerun / "run.json").read_text())["stages"] == run["stages"]
+
+
+def test_a_finished_stage_is_archived_in_the_study_and_restored_in_a_fresh_work_dir(compare, tmp_path):
+    from egail.models import SMOLLM2, resolve_model_path
+
+    runs: list = []
+    stage = _stage(compare, tmp_path / "work", runs)
+
+    def train(argv):
+        stage.folder.mkdir(parents=True, exist_ok=True)
+        (stage.folder / "checkpoint-2").mkdir()
+        for folder in (stage.folder, stage.folder / "checkpoint-2"):
+            config = {"base_model_name_or_path": resolve_model_path(SMOLLM2), "r": 8}  # a cache path
+            (folder / "adapter_config.json").write_text(json.dumps(config))
+            (folder / "adapter_model.safetensors").write_bytes(b"0" * 1024)
+
+    stage.run = train
+    compare.run_stage(stage, reuse=True)
+    compare.archive_stage(stage, tmp_path / "study", keep_checkpoint="checkpoint-2")
+    archived = tmp_path / "study" / "adapters" / "toy"
+    for config_file in (archived / "adapter_config.json", archived / "checkpoint-2" / "adapter_config.json"):
+        assert json.loads(config_file.read_text())["base_model_name_or_path"] == SMOLLM2  # portable
+    assert (archived / compare.STAGE_FILE).is_file()
+
+    fresh = _stage(compare, tmp_path / "fresh", runs)
+    compare.restore_stage(fresh, tmp_path / "study")
+    assert compare.run_stage(fresh, reuse=True)["command"] == stage.command  # reused, not run
+    assert runs == [] and (fresh.folder / "checkpoint-2" / "adapter_model.safetensors").is_file()
