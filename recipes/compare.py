@@ -175,8 +175,9 @@ def archive_stage(stage: Stage, study: Path, keep_checkpoint: str | None = None)
     for name in (*ADAPTER_FILES, STAGE_FILE, "training_curves.png", "log_history.json"):
         if (stage.folder / name).is_file():
             shutil.copy(stage.folder / name, out / name)
-    if keep_checkpoint:
-        shutil.copytree(stage.folder / keep_checkpoint, out / keep_checkpoint)
+    if keep_checkpoint:  # what resuming reads; not training_args.bin (a pickle of this machine's paths) or tokenizer
+        shutil.copytree(stage.folder / keep_checkpoint, out / keep_checkpoint, ignore=shutil.ignore_patterns(
+            "training_args.bin", "README.md", "tokenizer*", "chat_template.jinja"))  # fmt: skip
     for config_file in out.rglob(ADAPTER_FILES[0]):
         config = json.loads(config_file.read_text())
         if str(config.get("base_model_name_or_path")) in (SMOLLM2, resolve_model_path(SMOLLM2)):
