@@ -346,6 +346,12 @@ def classifier_input(text: str) -> list[str]:
     return [text[:_PIECE_CHARS], text[-_PIECE_CHARS:]]
 
 
+def around_match(normalized: str, matched: str, chars: int = 200) -> str:
+    """The words around a rule's match, for the classifier to judge the match in its own sentence."""
+    start = max(normalized.find(matched), 0)
+    return normalized[max(0, start - chars) : start + len(matched) + chars]
+
+
 def context_window(turns: Sequence[str]) -> str:
     """The last user turns as one text for the classifier, each turn cut to its end, oldest first."""
     return "\n".join(" ".join(as_text(t).split())[-_PIECE_CHARS // 2 :] for t in turns if as_text(t).strip())
@@ -506,18 +512,20 @@ class CrisisGuard:
         groups = [classifier_input(text)]
         if previous:
             groups += [[context_window([*previous, text])], [context_window(previous)]]
+        if ruled.flagged:
+            groups.append([around_match(normalize(text), ruled.matched or "")])
         scored = classifier.score_groups(groups)
         score, sign = scored[0]
         threshold = classifier.threshold
         details = {"sign": sign, "score": round(score, 4), "threshold": threshold}
-        if ruled.flagged and score >= classifier.rule_veto:
-            return replace(ruled, **details)
         if ruled.flagged:
             # Keyword rules fire on history lessons, novels and jokes ("Durkheim's study on suicide"); a rule hit
-            # is dropped only when the classifier is confident the message is ordinary.
-            reason = (
-                f"{ruled.reason}, vetoed: classifier score {score:.3f} < rule veto {classifier.rule_veto:.3f}"
-            )
+            # is dropped only when the classifier is confident that the words around the match are ordinary
+            # (the words around it, so that filler in a long message cannot dilute a crisis away).
+            around = scored[-1][0]
+            if around >= classifier.rule_veto:
+                return replace(ruled, **details)
+            reason = f"{ruled.reason}, vetoed: classifier score {around:.3f} < rule veto {classifier.rule_veto:.3f}"
             return GuardResult(False, matched=ruled.matched, reason=reason, **details)
         if score >= threshold:
             reason = f"classifier: {sign}, score {score:.3f} >= threshold {threshold:.3f}"

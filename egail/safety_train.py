@@ -28,10 +28,12 @@ from egail.safety import (
     CrisisClassifier,
     CrisisGuard,
     SentenceEncoder,
+    around_match,
     classifier_input,
     context_fires,
     context_window,
     load_guard_messages,
+    normalize,
 )
 
 SPLIT_SEED = 14
@@ -161,19 +163,23 @@ def dev_scores(guard: CrisisGuard, classifier: CrisisClassifier, rows: Sequence[
         groups = [classifier_input(row["text"])]
         if previous:
             groups += [[context_window([*previous, row["text"]])], [context_window(previous)]]
+        ruled = guard.check_rules(row["text"])
+        if ruled.flagged:
+            groups.append([around_match(normalize(row["text"]), ruled.matched or "")])
         scored = [score for score, _ in classifier.score_groups(groups)]
-        out.append({"label": row["label"], "rule": guard.check_rules(row["text"]).flagged, "scores": scored})
+        around = scored.pop() if ruled.flagged else 0.0
+        out.append({"label": row["label"], "rule": ruled.flagged, "around": around, "scores": scored})
     return out
 
 
 def guard_flags(scored: dict, threshold: float, floor: float, veto: float) -> bool:
     """The guard's decision from precomputed scores, the same logic as ``CrisisGuard.check``."""
     scores = scored["scores"]
-    if scored["rule"] and scores[0] >= veto:
-        return True
+    if scored["rule"]:
+        return scored["around"] >= veto
     if scores[0] >= threshold:
         return True
-    return not scored["rule"] and len(scores) == 3 and context_fires(scores[0], scores[1], scores[2], threshold, floor)
+    return len(scores) == 3 and context_fires(scores[0], scores[1], scores[2], threshold, floor)
 
 
 def precision_recall(flags: Sequence[bool], labels: Sequence[int]) -> tuple[float, float]:
