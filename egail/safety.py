@@ -459,11 +459,6 @@ class CrisisGuard:
                 self._classifier_failed = True
         return self._classifier
 
-    @property
-    def degraded(self) -> bool:
-        """Whether the classifier should run but cannot."""
-        return self._use_classifier and self.classifier is None
-
     @staticmethod
     def _negated(text: str, start: int) -> bool:
         before = text[:start]
