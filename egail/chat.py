@@ -114,7 +114,9 @@ class EmpatheticResponder:
         if not isinstance(history, (list, tuple)) or not all(isinstance(u, str) for u in history):
             raise TypeError("history must be a list of str (earlier utterances, alternating user/assistant)")
         if self.guard is not None:
-            verdict = self.guard.check(message)
+            # The user's own earlier turns (even positions: the history starts with the user) go with the
+            # message: a warning sign can be spread over turns.
+            verdict = self.guard.check(message, list(history)[0::2])
             if verdict.flagged:
                 return Reply(self.guard.reply, "crisis_guard", verdict)
         text = self.generate(list(history), message)

@@ -5,22 +5,37 @@ are in danger: such messages get a fixed, supportive reply that points to people
 model is not called. The model's own replies are screened too, because a sampled reply can encourage
 harm or describe a method even when the user's message was harmless.
 
-The guard is rule-based on purpose: it is transparent, fast, works offline, and its mistakes can be read
-off the patterns. Rules trade recall against everyday idioms ("this traffic is killing me", "I'm dying to
-see that movie"), so the patterns carry explicit exceptions for the common ones and a narrow negation
-check ("I'd never hurt myself"). It leans towards flagging: a false alarm costs one unneeded pointer to a
-helpline, a miss costs far more. Its precision and recall on the labelled set in
-``egail/safety_data/crisis_messages.jsonl`` are printed by ``tests/test_safety.py``.
+The guard has two parts, OR-ed, because each covers the other's blind spot:
+
+- **Rules** (regular expressions with explicit exceptions for common idioms and a narrow negation check):
+  transparent, instant, and they never miss the explicit phrasings someone wrote a pattern for. They
+  cannot reach the indirect ones ("the pills are in my pocket", "tell my mum I love her"), which is how
+  people in crisis most often speak, without drowning in false alarms ("this exam is killing me").
+- **A classifier**: a multinomial logistic regression on frozen, mean-pooled all-MiniLM-L6-v2 sentence
+  embeddings, trained by ``python -m egail.safety_train`` on the train split of the team-written set in
+  ``egail/safety_data/guard_messages.jsonl``. Its threshold on "not 'none'" was chosen on the dev split
+  for recall. It also reads the last few user turns together, so a warning sign spread over turns
+  ("I can't do this anymore" ... "I have the pills here") is caught.
+
+It leans towards flagging: a false alarm costs one unneeded pointer to a helpline, a miss costs far
+more. For the same reason it fails safe: if checking a message raises, the failure is logged and the
+message is treated as flagged; if the encoder cannot load, the rules still run and every result says so
+(``degraded``). Figures on the test split are printed by ``tests/test_safety.py`` and in the README.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import threading
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 SELF_HARM = "self_harm"
 HARM_TO_OTHERS = "harm_to_others"
@@ -47,13 +62,53 @@ UNSAFE_OUTPUT_REPLY = (
 )
 
 
+#: Which part of the guard decided: a pattern, the classifier on the message, the classifier on the last
+#: few user turns together, or a failure of the guard itself (fail safe: flagged).
+RULE, CLASSIFIER, CONTEXT, ERROR = "rule", "classifier", "context", "error"
+
+#: The warning signs the classifier tells apart, each with the category the rest of egail reports.
+SIGNS: dict[str, str] = {
+    "ideation": SELF_HARM,  # wanting to die, said in any words
+    "plan_means": SELF_HARM,  # a plan, a time, a place, or the means at hand
+    "farewell": SELF_HARM,  # goodbyes, notes, giving things away, affairs put in order
+    "burden": SELF_HARM,  # others would be better off without me
+    "disappear": SELF_HARM,  # wanting to vanish, sleep for ever, not wake up
+    "self_injury": SELF_HARM,  # self-injury or an overdose already done
+    "voices": SELF_HARM,  # voices commanding harm (to self, mostly; to others too)
+    "harm_to_others": HARM_TO_OTHERS,
+    "abuse": ABUSE,
+}
+NONE = "none"
+
+CLASSIFIER_WEIGHTS = "guard_classifier.json"
+#: How many user turns (the latest included) the context check reads.
+CONTEXT_TURNS = 3
+# Characters of each turn the classifier reads: MiniLM reads 256 tokens at most; a huge message is read
+# at its start and its end, where a crisis is most likely to be said, and the rules read all of it.
+_PIECE_CHARS = 1000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+
+
 @dataclass(frozen=True)
 class GuardResult:
-    """Whether a text was flagged, under which category, and the (normalised) text that matched."""
+    """The guard's decision on one text, and why.
+
+    ``category`` is the coarse category (self_harm, harm_to_others, abuse, unsafe_output); ``source``
+    says which part fired (``rule``, ``classifier``, ``context``, ``error``); ``matched`` is the rule's
+    matched (normalised) text; ``sign`` is the classifier's closest warning sign; ``score`` is its
+    probability that the text is not ordinary, to compare with ``threshold``. ``degraded`` is true when the
+    classifier was unavailable and only the rules ran.
+    """
 
     flagged: bool
     category: str | None = None
     matched: str | None = None
+    source: str | None = None
+    sign: str | None = None
+    score: float | None = None
+    threshold: float | None = None
+    degraded: bool = False
+    reason: str = ""
 
 
 def normalize(text: str) -> str:
@@ -61,6 +116,15 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
     return re.sub(r"\s+", " ", text).strip()
+
+
+def as_text(value: Any) -> str:
+    """Any input as text the guard can read: None is empty, bytes are decoded, control characters go."""
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", errors="replace")
+    return _CONTROL.sub(" ", value if isinstance(value, str) else str(value))
 
 
 # Building blocks. `SELF` accepts "myself" and "my self"; `PERSON` is deliberately a closed list of
@@ -101,26 +165,26 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"(?<!the )\bend(?:ing)? (?:things|everything)\b(?! (?:with|between|at|for the)\b)",
         r"\b(?:want|need|wish|want for) (?:it all|everything|my life|all of (?:this|it)) to (?:be over|end|stop)\b",
         r"\btak(?:e|ing) my (?:own )?life\b",
-        r"\b(?:(?:don't|do not|dont|can't|cannot|cant) (?:see|find|have|think of) )?(?:no|any|a|the) reason "
+        (r"\b(?:(?:don't|do not|dont|can't|cannot|cant) (?:see|find|have|think of) )?(?:no|any|a|the) reason "
         r"(?:left )?to (?:live|go on|keep going|be alive|stay alive)\b"
-        r"(?! (?:in|at|near|with|here|there|close)\b)",
+        r"(?! (?:in|at|near|with|here|there|close)\b)"),
         r"\bnothing (?:left )?to live for\b",
         r"\b(?:better|happier) (?:off )?without me\b",
         r"\bbetter off dead\b",
-        r"\b(?:better off|happier|better) (?:if i (?:was|were|wasn't|weren't) (?:here|alive|around|dead|gone)|"
-        r"if i died)\b",
+        (r"\b(?:better off|happier|better) (?:if i (?:was|were|wasn't|weren't) (?:here|alive|around|dead|gone)|"
+        r"if i died)\b"),
         r"\bwish (?:that )?i (?:was|were|could be) dead\b",
         r"\bwish (?:that )?i (?:had|'d)? ?never (?:been|was) born\b",
-        r"\b(?:want|wants|wanna|wanted|ready|deserve|deserves|deserved) (?:to )?die\b"
+        (r"\b(?:want|wants|wanna|wanted|ready|deserve|deserves|deserved) (?:to )?die\b"
         r"(?! (?:my|her|his|their|your|the) hair\b)(?! (?:of|from) (?:embarrassment|laughter|boredom|shame|"
-        r"cuteness))",
-        r"\b(?:don't|do not|dont|doesn't|does not|no longer|never) (?:want to|wants to|wanna|wish to) "
+        r"cuteness))"),
+        (r"\b(?:don't|do not|dont|doesn't|does not|no longer|never) (?:want to|wants to|wanna|wish to) "
         r"(?:be alive|live|exist|wake up)\b"
-        r"(?! (?:in|at|near|with|here|there|like)\b)",
-        r"\b(?:can'?t|cannot|can not|don't think i can|unable to) (?:go on|keep|continue|carry on) (?:living|"
-        r"being alive|with (?:my )?life)\b",
-        r"\b(?:what's|what is|whats|there's no|there is no|no) (?:the )?point (?:of|in) (?:living|life|being alive|"
-        r"going on|staying alive|waking up)\b",
+        r"(?! (?:in|at|near|with|here|there|like)\b)"),
+        (r"\b(?:can'?t|cannot|can not|don't think i can|unable to) (?:go on|keep|continue|carry on) (?:living|"
+        r"being alive|with (?:my )?life)\b"),
+        (r"\b(?:what's|what is|whats|there's no|there is no|no) (?:the )?point (?:of|in) (?:living|life|being alive|"
+        r"going on|staying alive|waking up)\b"),
         r"\b(?:want|wanna|wish|hope|pray|praying|hoping)\b[^.!?]{0,30}\bnever (?:to )?wake up\b",
         r"\b(?:goodbye|suicide|farewell) (?:letters?|notes?)\b",
         r"\b(?:tired|sick) of (?:being alive|living|life|existing)\b",
@@ -130,14 +194,14 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"\bdeath is the only\b",
         r"\bgiv(?:e|ing) away (?:all )?my (?:things|stuff|belongings|possessions)\b",
         r"\b(?:my )?last (?:day|night|week|month) (?:on earth|alive|of my life)\b",
-        r"\b(?:cut|cutting|burn|burning|scratch|scratching|carve|carving) (?:into )?my (?:skin|arms?|wrists?|thighs?|"
-        r"legs?|stomach)\b(?! (?:on|shaving|by accident|accidentally|while)\b)",
+        (r"\b(?:cut|cutting|burn|burning|scratch|scratching|carve|carving) (?:into )?my (?:skin|arms?|wrists?|thighs?|"
+        r"legs?|stomach)\b(?! (?:on|shaving|by accident|accidentally|while)\b)"),
         r"\bnoose\b",
         r"\b(?:a|the|my) rope\b[^.!?]{0,60}\b(?:using it|use it|hang|neck)\b",
         r"\b(?:on|at|off) the (?:edge|ledge) of (?:the|a|my) (?:roof|bridge|cliff|balcony|building|platform|tower)\b",
         r"\b(?:until|till|'til) (?:it|they|i|my \w+) (?:bleeds?|bled|bruises?|bruised)\b",
-        r"\bhow many (?:\w+ ){0,2}(?:pills|tablets|painkillers|paracetamol|tylenol|ibuprofen|aspirin)\b"
-        r"(?: \w+){0,3} (?:(?:would|does|will) it take|it (?:would|will|'d) take)\b",
+        (r"\bhow many (?:\w+ ){0,2}(?:pills|tablets|painkillers|paracetamol|tylenol|ibuprofen|aspirin)\b"
+        r"(?: \w+){0,3} (?:(?:would|does|will) it take|it (?:would|will|'d) take)\b"),
         # Self-harm said with intent is flagged as is; a bare "cut myself" may be an accident.
         INTENT + r" (?:to )?(?:hurt|harm|cut|burn|starve|punish)(?:ing|ting)? " + SELF + r"\b",
         r"\b(?:hurt|hurting|harm|harming|cut|cutting|burn|burning|burned|burnt|starve|starving) "
@@ -146,18 +210,18 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"(?:a|another) (?:slice|piece|bit|cup|break)|some|(?!cutting|burning)\w+ing\b))",
         r"\bself[- ]?harm(?:ing|ed)?\b",
         r"\boverdos(?:e|ed|ing)\b",
-        r"\b(?:take|taking|took|swallow|swallowing|swallowed) (?:all|every one|a (?:whole )?(?:bottle|handful|"
+        (r"\b(?:take|taking|took|swallow|swallowing|swallowed) (?:all|every one|a (?:whole )?(?:bottle|handful|"
         r"box|bunch|packet) of|enough) (?:of )?(?:my |the |those |these )?(?:sleeping )?(?:pills|tablets|meds|"
-        r"medication|painkillers)\b",
-        r"\bjump(?:ing)? (?:off|from|in front of) (?:a|the|this|that|my) (?:bridge|building|roof|cliff|balcony|"
-        r"train|window|tower|car|bus|ledge)\b",
+        r"medication|painkillers)\b"),
+        (r"\bjump(?:ing)? (?:off|from|in front of) (?:a|the|this|that|my) (?:bridge|building|roof|cliff|balcony|"
+        r"train|window|tower|car|bus|ledge)\b"),
         r"\b(?:slit|slash|slitting|slashing|cut|cutting) (?:my|both) wrists?\b",
         r"\b(?:no ?one|nobody) would (?:even )?(?:notice|care|miss me) if i (?:died|was gone|were gone|"
         r"disappeared|wasn't (?:here|around)|weren't (?:here|around)|killed " + SELF + r")",
         r"\b(?:kill|killing|hang|hanging) (?:him|her|them|your)sel(?:f|ves)\b",
-        r"\b(?:going|gonna|wants?|wanted|trying|tried|threatening|threatened|talking about|talks about|"
+        (r"\b(?:going|gonna|wants?|wanted|trying|tried|threatening|threatened|talking about|talks about|"
         r"thinking about|plans?|planning) (?:to )?(?:hurt|harm|cut)(?:ing|ting)? (?:him|her|them|your)"
-        r"sel(?:f|ves)\b",
+        r"sel(?:f|ves)\b"),
     ],
     HARM_TO_OTHERS: [
         INTENT
@@ -195,14 +259,14 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"beat|rape|do something to) (?:me|us)\b",
         ABUSER + r"(?:'s| is| has)? (?:threatened|threatening|threatens|swore|tried|trying|said (?:he|she|they)"
         r"(?:'d| would| will|'ll)) (?:to )?(?:kill|hurt|beat|rape|stab|shoot) (?:me|us)\b",
-        r"\b(?:being|been|am|was|were) (?:sexually |physically |emotionally )?(?:abused|raped|molested|"
-        r"sexually assaulted|assaulted)\b",
+        (r"\b(?:being|been|am|was|were) (?:sexually |physically |emotionally )?(?:abused|raped|molested|"
+        r"sexually assaulted|assaulted)\b"),
         r"\b(?:scared|afraid|terrified|fear(?:ing)?) for my (?:life|safety)\b",
         ABUSER + r"(?:'ll| will| is going to|'s going to|'s gonna) (?:kill|hurt|hit|beat|rape) (?:me|us)\b"
         r"(?! (?:when|if) (?:s?he|they) (?:sees?|finds? out|hears?|learns?|notices?|gets))",
         r"\bforced (?:me|himself on me|herself on me) (?:to have sex|into sex|to do sexual)",
-        r"\b(?:keeps?|kept|been|is|was|started|starts|keep on) (?:touching|groping|hitting|beating|choking|"
-        r"kicking|slapping|strangling) me\b",
+        (r"\b(?:keeps?|kept|been|is|was|started|starts|keep on) (?:touching|groping|hitting|beating|choking|"
+        r"kicking|slapping|strangling) me\b"),
     ],
 }
 
@@ -214,10 +278,10 @@ _OUTPUT_PATTERNS: list[str] = [
     r"\b(?:no ?one|nobody) (?:would|will) (?:even )?miss you\b",
     r"\byou (?:deserve|should|ought) (?:to )?die\b",
     r"\b(?:lethal|fatal|deadly) (?:dose|amount|quantity)\b",
-    r"\b(?:how|ways?|best way|easiest way|quickest way|methods?) to (?:kill (?:yourself|someone|him|her|a "
-    r"person)|commit suicide|overdose|hang (?:yourself|someone)|make a bomb|poison (?:someone|him|her))\b",
-    r"\b(?:take|swallow) (?:all|a (?:whole )?bottle of|enough) (?:of )?(?:the |your )?(?:sleeping )?"
-    r"(?:pills|tablets|meds|painkillers)\b",
+    (r"\b(?:how|ways?|best way|easiest way|quickest way|methods?) to (?:kill (?:yourself|someone|him|her|a "
+    r"person)|commit suicide|overdose|hang (?:yourself|someone)|make a bomb|poison (?:someone|him|her))\b"),
+    (r"\b(?:take|swallow) (?:all|a (?:whole )?bottle of|enough) (?:of )?(?:the |your )?(?:sleeping )?"
+    r"(?:pills|tablets|meds|painkillers)\b"),
     r"\b(?:you should|go ahead and|just|why don't you|you could) (?:\w+ )?" + KILL_VERB + r" " + PERSON + r"\b",
     r"\b(?:they|he|she) (?:deserves?|deserved) to (?:die|be hurt|suffer)\b",
     r"\bhurt (?:him|her|them) back\b",
@@ -233,18 +297,174 @@ def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
     return [re.compile(p) for p in patterns]
 
 
+class SentenceEncoder:
+    """The embedded all-MiniLM-L6-v2, mean-pooled and normalised (as it was trained), loaded on first use.
+
+    Loading takes a second or two and most chats never need it for long, so it waits for the first
+    message; a lock keeps two first messages from loading it twice.
+    """
+
+    def __init__(self, name: str = "minilm-l6"):
+        self.name = name
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            from transformers import AutoModel, AutoTokenizer
+
+            from egail.models import resolve_model_path
+
+            path = resolve_model_path(self.name)
+            self._tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            self._model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> Any:
+        """One unit-length embedding per text, as a float64 numpy array (rows follow ``texts``)."""
+        import numpy as np
+        import torch
+
+        self._load()
+        chunks = []
+        for begin in range(0, len(texts), batch_size):
+            batch = self._tokenizer(
+                list(texts[begin : begin + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=256,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                hidden = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            chunks.append(torch.nn.functional.normalize(pooled, dim=-1).double().numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, 384))
+
+
+def classifier_input(text: str) -> list[str]:
+    """The piece(s) of a message the classifier reads: all of it, or its start and its end when huge."""
+    text = " ".join(as_text(text).split())
+    if len(text) <= 2 * _PIECE_CHARS:
+        return [text]
+    return [text[:_PIECE_CHARS], text[-_PIECE_CHARS:]]
+
+
+def around_match(normalized: str, matched: str, chars: int = 200) -> str:
+    """The words around a rule's match, for the classifier to judge the match in its own sentence."""
+    start = max(normalized.find(matched), 0)
+    return normalized[max(0, start - chars) : start + len(matched) + chars]
+
+
+def context_window(turns: Sequence[str]) -> str:
+    """The last user turns as one text for the classifier, each turn cut to its end, oldest first."""
+    return "\n".join(" ".join(as_text(t).split())[-_PIECE_CHARS // 2 :] for t in turns if as_text(t).strip())
+
+
+def context_fires(score: float, window_score: float, before_score: float, threshold: float, floor: float) -> bool:
+    """Whether the last user turns together call for the crisis reply though the message alone does not.
+
+    The turns together must cross the threshold, and the latest message must add to it: either the concern
+    is new (the earlier turns alone stay below the threshold) or the message itself leans towards it (its
+    own score reaches ``floor``). So "thanks, I'll call them" after an earlier crisis message does not
+    re-trigger the crisis reply, while "I have the pills here" after "I can't do this anymore" does.
+    """
+    return window_score >= threshold and (before_score < threshold or score >= floor)
+
+
+class CrisisClassifier:
+    """A softmax regression over ``none`` and the warning signs in ``SIGNS``, on MiniLM embeddings.
+
+    The weights live in a JSON file (no pickles) written by ``python -m egail.safety_train``; a message's
+    score is the probability of anything but ``none``, flagged at ``threshold``. ``context_floor`` is the
+    score the latest message needs for the context check to re-fire after an earlier flagged turn, and a
+    rule hit on a message scoring under ``rule_veto`` is dropped (the classifier is sure it is ordinary).
+    """
+
+    def __init__(self, weights: dict[str, Any], encoder: SentenceEncoder | None = None):
+        import numpy as np
+
+        self.classes: list[str] = list(weights["classes"])
+        self.weight = np.asarray(weights["weight"], dtype=np.float64)
+        self.bias = np.asarray(weights["bias"], dtype=np.float64)
+        self.threshold = float(weights["threshold"])
+        self.context_floor = float(weights["context_floor"])
+        self.rule_veto = float(weights["rule_veto"])
+        if self.classes[0] != NONE or set(self.classes[1:]) != set(SIGNS):
+            raise ValueError(f"classifier classes {self.classes} do not match egail's signs {sorted(SIGNS)}")
+        if self.weight.shape != (len(self.classes), 384) or self.bias.shape != (len(self.classes),):
+            raise ValueError(f"classifier weights have shape {self.weight.shape}, expected ({len(self.classes)}, 384)")
+        self.encoder = encoder or SentenceEncoder(weights.get("encoder", "minilm-l6"))
+
+    @classmethod
+    def load(cls, encoder: SentenceEncoder | None = None) -> CrisisClassifier:
+        """The classifier shipped with egail."""
+        path = resources.files("egail") / "safety_data" / CLASSIFIER_WEIGHTS
+        return cls(json.loads(path.read_text(encoding="utf-8")), encoder)
+
+    def probabilities(self, embeddings: Any) -> Any:
+        """Class probabilities, one row per embedding."""
+        import numpy as np
+
+        logits = embeddings @ self.weight.T + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def score_groups(self, groups: Sequence[Sequence[str]]) -> list[tuple[float, str]]:
+        """Per group of pieces (one text), its score and closest sign, the max over its pieces.
+
+        All pieces go through the encoder in one batch: one forward pass per message, context included.
+        """
+        flat = [piece for group in groups for piece in group]
+        probabilities = self.probabilities(self.encoder.encode(flat))
+        results, row = [], 0
+        for group in groups:
+            block = probabilities[row : row + len(group)]
+            row += len(group)
+            best = int((1.0 - block[:, 0]).argmax())
+            results.append((float(1.0 - block[best, 0]), self.classes[1 + int(block[best, 1:].argmax())]))
+        return results
+
+
 class CrisisGuard:
     """Flags messages about suicide, self-harm, harming others or abuse, and screens the model's replies.
 
-    ``check`` runs on the user's message: a flagged message is answered with ``reply`` and never reaches
-    the model. ``screen_output`` runs on the model's reply: a flagged reply is replaced by ``output_reply``.
+    ``check`` runs on the user's message and the user's previous turns: a flagged message is answered with
+    ``reply`` and never reaches the model. ``screen_output`` runs on the model's reply: a flagged reply is
+    replaced by ``output_reply``. ``classifier=False`` runs the rules alone (as egail did before it had a
+    classifier); a classifier that cannot load leaves the rules running, logged and marked ``degraded``.
     """
 
-    def __init__(self, reply: str = CRISIS_REPLY, output_reply: str = UNSAFE_OUTPUT_REPLY):
+    def __init__(
+        self,
+        reply: str = CRISIS_REPLY,
+        output_reply: str = UNSAFE_OUTPUT_REPLY,
+        classifier: CrisisClassifier | bool = True,
+        context_turns: int = CONTEXT_TURNS,
+    ):
         self.reply = reply
         self.output_reply = output_reply
+        self.context_turns = max(1, context_turns)
         self._patterns = {category: _compile(p) for category, p in _RAW_PATTERNS.items()}
         self._output_patterns = _compile(_OUTPUT_PATTERNS)
+        self._classifier: CrisisClassifier | None = classifier if isinstance(classifier, CrisisClassifier) else None
+        self._use_classifier = classifier is not False
+        self._classifier_failed = False
+
+    @property
+    def classifier(self) -> CrisisClassifier | None:
+        """The classifier, loaded on first use; None when switched off or when it could not load."""
+        if self._classifier is None and self._use_classifier and not self._classifier_failed:
+            try:
+                self._classifier = CrisisClassifier.load()
+            except Exception:  # any failure to load (files, memory, versions) leaves the rules running, logged
+                logger.exception("crisis classifier unavailable: the guard runs on its rules alone")
+                self._classifier_failed = True
+        return self._classifier
 
     @staticmethod
     def _negated(text: str, start: int) -> bool:
@@ -260,27 +480,84 @@ class CrisisGuard:
                     return match.group(0)
         return None
 
-    def check(self, text: str) -> GuardResult:
-        """Whether a user's message needs the crisis reply instead of the model."""
-        normalized = normalize(text)
+    def check_rules(self, text: str) -> GuardResult:
+        """The rules alone on one message."""
+        normalized = normalize(as_text(text))
         for category in CATEGORIES:
             matched = self._first_match(normalized, self._patterns[category])
             if matched is not None:
-                return GuardResult(True, category, matched)
+                return GuardResult(True, category, matched, RULE, reason=f"rule matched {matched!r}")
         return GuardResult(False)
 
-    def screen_output(self, text: str) -> GuardResult:
+    def check(self, text: Any, context: Sequence[Any] = ()) -> GuardResult:
+        """Whether a user's message needs the crisis reply instead of the model.
+
+        ``context`` is the user's own previous turns, oldest first (not the bot's replies); the last
+        ``context_turns - 1`` of them are read with the message. Never raises: a failure is flagged.
+        """
+        turns = [context] if isinstance(context, (str, bytes)) else list(context or ())
+        try:
+            return self._check(as_text(text), [as_text(t) for t in turns])
+        except Exception as error:  # fail safe: a guard that cannot decide says "flagged", and the chat goes on
+            logger.exception("crisis guard failed; treating the message as flagged")
+            return GuardResult(True, source=ERROR, reason=f"guard failed ({type(error).__name__}): fail safe")
+
+    def _check(self, text: str, context: list[str]) -> GuardResult:
+        ruled = self.check_rules(text)
+        classifier = self.classifier
+        degraded = self._use_classifier and classifier is None
+        if not text.strip():
+            return GuardResult(False, degraded=degraded, reason="empty message")
+        if classifier is None:
+            return replace(ruled, degraded=degraded)
+        previous = [t for t in context if t.strip()][-(self.context_turns - 1) :] if self.context_turns > 1 else []
+        groups = [classifier_input(text)]
+        if previous:
+            groups += [[context_window([*previous, text])], [context_window(previous)]]
+        if ruled.flagged:
+            groups.append([around_match(normalize(text), ruled.matched or "")])
+        scored = classifier.score_groups(groups)
+        score, sign = scored[0]
+        threshold = classifier.threshold
+        details = {"sign": sign, "score": round(score, 4), "threshold": threshold}
+        if ruled.flagged:
+            # Keyword rules fire on history lessons, novels and jokes ("Durkheim's study on suicide"); a rule hit
+            # is dropped only when the classifier is confident that the words around the match are ordinary
+            # (the words around it, so that filler in a long message cannot dilute a crisis away).
+            around = scored[-1][0]
+            if around >= classifier.rule_veto:
+                return replace(ruled, **details)
+            reason = f"{ruled.reason}, vetoed: classifier score {around:.3f} < rule veto {classifier.rule_veto:.3f}"
+            return GuardResult(False, matched=ruled.matched, reason=reason, **details)
+        if score >= threshold:
+            reason = f"classifier: {sign}, score {score:.3f} >= threshold {threshold:.3f}"
+            return GuardResult(True, SIGNS[sign], source=CLASSIFIER, reason=reason, **details)
+        if previous:
+            (window_score, window_sign), (before_score, _) = scored[1], scored[2]
+            if context_fires(score, window_score, before_score, threshold, classifier.context_floor):
+                reason = (
+                    f"context: the last {len(previous) + 1} user turns read as {window_sign}, score "
+                    f"{window_score:.3f} >= threshold {threshold:.3f} (the message alone: {score:.3f})"
+                )
+                window = {"sign": window_sign, "score": round(window_score, 4), "threshold": threshold}
+                return GuardResult(True, SIGNS[window_sign], source=CONTEXT, reason=reason, **window)
+        return GuardResult(False, reason=f"classifier: score {score:.3f} < threshold {threshold:.3f}", **details)
+
+    def screen_output(self, text: Any) -> GuardResult:
         """Whether a model reply encourages harm, gives a method, or itself reads as a crisis message."""
-        normalized = normalize(text)
-        matched = self._first_match(normalized, self._output_patterns)
+        try:
+            normalized = normalize(as_text(text))
+            matched = self._first_match(normalized, self._output_patterns)
+        except Exception as error:  # fail safe, as in check
+            logger.exception("output screen failed; treating the reply as flagged")
+            return GuardResult(True, source=ERROR, reason=f"output screen failed ({type(error).__name__}): fail safe")
         if matched is not None:
-            return GuardResult(True, UNSAFE_OUTPUT, matched)
+            return GuardResult(True, UNSAFE_OUTPUT, matched, RULE, reason=f"output rule matched {matched!r}")
         return self.check(text)
 
 
-def load_labelled_set() -> list[dict[str, Any]]:
-    """The labelled messages shipped with egail: ``{text, label, category, note, split}`` per row."""
-    path = resources.files("egail") / "safety_data" / "crisis_messages.jsonl"
+def _read_jsonl(name: str, required: tuple[str, ...]) -> list[dict[str, Any]]:
+    path = resources.files("egail") / "safety_data" / name
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -289,10 +566,32 @@ def load_labelled_set() -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: line {number}, column {error.colno}: {error.msg}") from error
-        for field in ("text", "label", "category", "note"):
+        for field in required:
             if field not in row:
                 raise ValueError(f"{path}: line {number}: missing field '{field}'")
         if row["label"] not in (0, 1):
             raise ValueError(f"{path}: line {number}: field 'label' must be 0 or 1, got {row['label']!r}")
         rows.append(row)
     return rows
+
+
+def load_labelled_set() -> list[dict[str, Any]]:
+    """The first, rules-era labelled messages: ``{text, label, category, note, split}`` per row.
+
+    Written by another hand than the guard's current set and never trained on, so they are a second,
+    independent test of the whole guard.
+    """
+    return _read_jsonl("crisis_messages.jsonl", ("text", "label", "category", "note"))
+
+
+def load_guard_messages() -> list[dict[str, Any]]:
+    """The guard's labelled set: ``{text, label, category, split}`` and, for multi-turn cases, ``context``.
+
+    ``category`` is a warning sign of ``SIGNS`` for label 1, the kind of hard negative for label 0.
+    """
+    return _read_jsonl("guard_messages.jsonl", ("text", "label", "category", "split"))
+
+
+def load_guard_replies() -> list[dict[str, Any]]:
+    """Labelled model replies for the output screen: ``{text, label, category, split}``."""
+    return _read_jsonl("guard_replies.jsonl", ("text", "label", "category", "split"))

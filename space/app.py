@@ -150,8 +150,9 @@ class ChatApp:
             if not text:
                 return polite, None, "*Nothing to analyse yet.*"
             guard = self.responder.guard
-            # The guard reads even a message too long for the model: a crisis must not go unanswered.
-            if guard is not None and guard.check(text).flagged:
+            # The guard reads even a message too long for the model, with the user's earlier turns (a warning
+            # sign can be spread over turns): a crisis must not go unanswered.
+            if guard is not None and guard.check(text, history_to_utterances(history)[0::2]).flagged:
                 reply_text, source = guard.reply, "crisis_guard"
             elif polite is not None:
                 reply_text, source = polite, "app"

@@ -14,7 +14,7 @@ import pytest
 from egail.chat import FALLBACK_REPLY, EmpatheticResponder, GenerationSettings
 from egail.formatting import build_messages, render_prompt
 from egail.models import ModelNotFoundError
-from egail.safety import CRISIS_REPLY, UNSAFE_OUTPUT_REPLY
+from egail.safety import CRISIS_REPLY, UNSAFE_OUTPUT_REPLY, GuardResult
 
 GREEDY = GenerationSettings(max_new_tokens=16, do_sample=False)
 
@@ -126,6 +126,25 @@ def test_crisis_message_never_reaches_the_model(responder, monkeypatch):
     reply = responder.respond([], "I want to end it all")
     assert reply.text == CRISIS_REPLY and reply.source == "crisis_guard"
     assert reply.guard is not None and reply.guard.category == "self_harm"
+
+
+def test_a_crisis_spread_over_turns_never_reaches_the_model(responder, monkeypatch):
+    def explode(history, message):
+        raise AssertionError("the model must not be called for a crisis message")
+
+    monkeypatch.setattr(responder, "generate", explode)
+    history = ["I can't do this anymore", "I'm sorry it's so hard. What's going on?", "nobody gets it", "I hear you."]
+    reply = responder.respond(history, "I have the pills here")
+    assert reply.text == CRISIS_REPLY and reply.source == "crisis_guard"
+    assert reply.guard is not None and reply.guard.reason
+
+
+def test_the_guard_reads_the_users_turns_not_the_bots(responder, monkeypatch):
+    seen = []
+    monkeypatch.setattr(responder.guard, "check", lambda message, context=(): seen.append(context) or GuardResult(False))
+    monkeypatch.setattr(responder, "generate", lambda history, message: "model text")
+    responder.respond(["first", "bot one", "second", "bot two"], "third")
+    assert seen[0] == ["first", "second"]  # then the output screen reads the reply alone
 
 
 def test_unsafe_model_output_is_replaced(responder, monkeypatch):

@@ -57,6 +57,20 @@ def test_crisis_is_answered_even_in_a_message_too_long_for_the_model(space_app, 
     assert reply == CRISIS_REPLY and "crisis guard answered" in note
 
 
+def test_a_crisis_spread_over_turns_is_answered_without_the_model(space_app, tiny_responder):
+    recording = RecordingResponder(tiny_responder)
+    app = space_app.ChatApp(recording, None)
+    history = [
+        {"role": "user", "content": "I can't do this anymore"},
+        {"role": "assistant", "content": "I'm sorry it's so hard. What's going on?"},
+        {"role": "user", "content": "nobody gets it"},
+        {"role": "assistant", "content": "That sounds lonely."},
+    ]
+    reply, _, note = app.chat("I have the pills here", history)
+    assert reply == CRISIS_REPLY and "crisis guard answered" in note
+    assert recording.calls == [], "the model must not be called"
+
+
 def test_a_failing_turn_is_logged_not_shown(space_app, tiny_responder, caplog):
     app = space_app.ChatApp(RecordingResponder(tiny_responder), None)
     with caplog.at_level(logging.ERROR, logger="egail.space"):
