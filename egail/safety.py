@@ -165,26 +165,38 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"(?<!the )\bend(?:ing)? (?:things|everything)\b(?! (?:with|between|at|for the)\b)",
         r"\b(?:want|need|wish|want for) (?:it all|everything|my life|all of (?:this|it)) to (?:be over|end|stop)\b",
         r"\btak(?:e|ing) my (?:own )?life\b",
-        (r"\b(?:(?:don't|do not|dont|can't|cannot|cant) (?:see|find|have|think of) )?(?:no|any|a|the) reason "
-        r"(?:left )?to (?:live|go on|keep going|be alive|stay alive)\b"
-        r"(?! (?:in|at|near|with|here|there|close)\b)"),
+        (
+            r"\b(?:(?:don't|do not|dont|can't|cannot|cant) (?:see|find|have|think of) )?(?:no|any|a|the) reason "
+            r"(?:left )?to (?:live|go on|keep going|be alive|stay alive)\b"
+            r"(?! (?:in|at|near|with|here|there|close)\b)"
+        ),
         r"\bnothing (?:left )?to live for\b",
         r"\b(?:better|happier) (?:off )?without me\b",
         r"\bbetter off dead\b",
-        (r"\b(?:better off|happier|better) (?:if i (?:was|were|wasn't|weren't) (?:here|alive|around|dead|gone)|"
-        r"if i died)\b"),
+        (
+            r"\b(?:better off|happier|better) (?:if i (?:was|were|wasn't|weren't) (?:here|alive|around|dead|gone)|"
+            r"if i died)\b"
+        ),
         r"\bwish (?:that )?i (?:was|were|could be) dead\b",
         r"\bwish (?:that )?i (?:had|'d)? ?never (?:been|was) born\b",
-        (r"\b(?:want|wants|wanna|wanted|ready|deserve|deserves|deserved) (?:to )?die\b"
-        r"(?! (?:my|her|his|their|your|the) hair\b)(?! (?:of|from) (?:embarrassment|laughter|boredom|shame|"
-        r"cuteness))"),
-        (r"\b(?:don't|do not|dont|doesn't|does not|no longer|never) (?:want to|wants to|wanna|wish to) "
-        r"(?:be alive|live|exist|wake up)\b"
-        r"(?! (?:in|at|near|with|here|there|like)\b)"),
-        (r"\b(?:can'?t|cannot|can not|don't think i can|unable to) (?:go on|keep|continue|carry on) (?:living|"
-        r"being alive|with (?:my )?life)\b"),
-        (r"\b(?:what's|what is|whats|there's no|there is no|no) (?:the )?point (?:of|in) (?:living|life|being alive|"
-        r"going on|staying alive|waking up)\b"),
+        (
+            r"\b(?:want|wants|wanna|wanted|ready|deserve|deserves|deserved) (?:to )?die\b"
+            r"(?! (?:my|her|his|their|your|the) hair\b)(?! (?:of|from) (?:embarrassment|laughter|boredom|shame|"
+            r"cuteness))"
+        ),
+        (
+            r"\b(?:don't|do not|dont|doesn't|does not|no longer|never) (?:want to|wants to|wanna|wish to) "
+            r"(?:be alive|live|exist|wake up)\b"
+            r"(?! (?:in|at|near|with|here|there|like)\b)"
+        ),
+        (
+            r"\b(?:can'?t|cannot|can not|don't think i can|unable to) (?:go on|keep|continue|carry on) (?:living|"
+            r"being alive|with (?:my )?life)\b"
+        ),
+        (
+            r"\b(?:what's|what is|whats|there's no|there is no|no) (?:the )?point (?:of|in) (?:living|life|being alive|"
+            r"going on|staying alive|waking up)\b"
+        ),
         r"\b(?:want|wanna|wish|hope|pray|praying|hoping)\b[^.!?]{0,30}\bnever (?:to )?wake up\b",
         r"\b(?:goodbye|suicide|farewell) (?:letters?|notes?)\b",
         r"\b(?:tired|sick) of (?:being alive|living|life|existing)\b",
@@ -194,14 +206,18 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"\bdeath is the only\b",
         r"\bgiv(?:e|ing) away (?:all )?my (?:things|stuff|belongings|possessions)\b",
         r"\b(?:my )?last (?:day|night|week|month) (?:on earth|alive|of my life)\b",
-        (r"\b(?:cut|cutting|burn|burning|scratch|scratching|carve|carving) (?:into )?my (?:skin|arms?|wrists?|thighs?|"
-        r"legs?|stomach)\b(?! (?:on|shaving|by accident|accidentally|while)\b)"),
+        (
+            r"\b(?:cut|cutting|burn|burning|scratch|scratching|carve|carving) (?:into )?my (?:skin|arms?|wrists?|thighs?|"
+            r"legs?|stomach)\b(?! (?:on|shaving|by accident|accidentally|while)\b)"
+        ),
         r"\bnoose\b",
         r"\b(?:a|the|my) rope\b[^.!?]{0,60}\b(?:using it|use it|hang|neck)\b",
         r"\b(?:on|at|off) the (?:edge|ledge) of (?:the|a|my) (?:roof|bridge|cliff|balcony|building|platform|tower)\b",
         r"\b(?:until|till|'til) (?:it|they|i|my \w+) (?:bleeds?|bled|bruises?|bruised)\b",
-        (r"\bhow many (?:\w+ ){0,2}(?:pills|tablets|painkillers|paracetamol|tylenol|ibuprofen|aspirin)\b"
-        r"(?: \w+){0,3} (?:(?:would|does|will) it take|it (?:would|will|'d) take)\b"),
+        (
+            r"\bhow many (?:\w+ ){0,2}(?:pills|tablets|painkillers|paracetamol|tylenol|ibuprofen|aspirin)\b"
+            r"(?: \w+){0,3} (?:(?:would|does|will) it take|it (?:would|will|'d) take)\b"
+        ),
         # Self-harm said with intent is flagged as is; a bare "cut myself" may be an accident.
         INTENT + r" (?:to )?(?:hurt|harm|cut|burn|starve|punish)(?:ing|ting)? " + SELF + r"\b",
         r"\b(?:hurt|hurting|harm|harming|cut|cutting|burn|burning|burned|burnt|starve|starving) "
@@ -210,18 +226,24 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"(?:a|another) (?:slice|piece|bit|cup|break)|some|(?!cutting|burning)\w+ing\b))",
         r"\bself[- ]?harm(?:ing|ed)?\b",
         r"\boverdos(?:e|ed|ing)\b",
-        (r"\b(?:take|taking|took|swallow|swallowing|swallowed) (?:all|every one|a (?:whole )?(?:bottle|handful|"
-        r"box|bunch|packet) of|enough) (?:of )?(?:my |the |those |these )?(?:sleeping )?(?:pills|tablets|meds|"
-        r"medication|painkillers)\b"),
-        (r"\bjump(?:ing)? (?:off|from|in front of) (?:a|the|this|that|my) (?:bridge|building|roof|cliff|balcony|"
-        r"train|window|tower|car|bus|ledge)\b"),
+        (
+            r"\b(?:take|taking|took|swallow|swallowing|swallowed) (?:all|every one|a (?:whole )?(?:bottle|handful|"
+            r"box|bunch|packet) of|enough) (?:of )?(?:my |the |those |these )?(?:sleeping )?(?:pills|tablets|meds|"
+            r"medication|painkillers)\b"
+        ),
+        (
+            r"\bjump(?:ing)? (?:off|from|in front of) (?:a|the|this|that|my) (?:bridge|building|roof|cliff|balcony|"
+            r"train|window|tower|car|bus|ledge)\b"
+        ),
         r"\b(?:slit|slash|slitting|slashing|cut|cutting) (?:my|both) wrists?\b",
         r"\b(?:no ?one|nobody) would (?:even )?(?:notice|care|miss me) if i (?:died|was gone|were gone|"
         r"disappeared|wasn't (?:here|around)|weren't (?:here|around)|killed " + SELF + r")",
         r"\b(?:kill|killing|hang|hanging) (?:him|her|them|your)sel(?:f|ves)\b",
-        (r"\b(?:going|gonna|wants?|wanted|trying|tried|threatening|threatened|talking about|talks about|"
-        r"thinking about|plans?|planning) (?:to )?(?:hurt|harm|cut)(?:ing|ting)? (?:him|her|them|your)"
-        r"sel(?:f|ves)\b"),
+        (
+            r"\b(?:going|gonna|wants?|wanted|trying|tried|threatening|threatened|talking about|talks about|"
+            r"thinking about|plans?|planning) (?:to )?(?:hurt|harm|cut)(?:ing|ting)? (?:him|her|them|your)"
+            r"sel(?:f|ves)\b"
+        ),
     ],
     HARM_TO_OTHERS: [
         INTENT
@@ -259,14 +281,18 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"beat|rape|do something to) (?:me|us)\b",
         ABUSER + r"(?:'s| is| has)? (?:threatened|threatening|threatens|swore|tried|trying|said (?:he|she|they)"
         r"(?:'d| would| will|'ll)) (?:to )?(?:kill|hurt|beat|rape|stab|shoot) (?:me|us)\b",
-        (r"\b(?:being|been|am|was|were) (?:sexually |physically |emotionally )?(?:abused|raped|molested|"
-        r"sexually assaulted|assaulted)\b"),
+        (
+            r"\b(?:being|been|am|was|were) (?:sexually |physically |emotionally )?(?:abused|raped|molested|"
+            r"sexually assaulted|assaulted)\b"
+        ),
         r"\b(?:scared|afraid|terrified|fear(?:ing)?) for my (?:life|safety)\b",
         ABUSER + r"(?:'ll| will| is going to|'s going to|'s gonna) (?:kill|hurt|hit|beat|rape) (?:me|us)\b"
         r"(?! (?:when|if) (?:s?he|they) (?:sees?|finds? out|hears?|learns?|notices?|gets))",
         r"\bforced (?:me|himself on me|herself on me) (?:to have sex|into sex|to do sexual)",
-        (r"\b(?:keeps?|kept|been|is|was|started|starts|keep on) (?:touching|groping|hitting|beating|choking|"
-        r"kicking|slapping|strangling) me\b"),
+        (
+            r"\b(?:keeps?|kept|been|is|was|started|starts|keep on) (?:touching|groping|hitting|beating|choking|"
+            r"kicking|slapping|strangling) me\b"
+        ),
     ],
 }
 
@@ -278,10 +304,14 @@ _OUTPUT_PATTERNS: list[str] = [
     r"\b(?:no ?one|nobody) (?:would|will) (?:even )?miss you\b",
     r"\byou (?:deserve|should|ought) (?:to )?die\b",
     r"\b(?:lethal|fatal|deadly) (?:dose|amount|quantity)\b",
-    (r"\b(?:how|ways?|best way|easiest way|quickest way|methods?) to (?:kill (?:yourself|someone|him|her|a "
-    r"person)|commit suicide|overdose|hang (?:yourself|someone)|make a bomb|poison (?:someone|him|her))\b"),
-    (r"\b(?:take|swallow) (?:all|a (?:whole )?bottle of|enough) (?:of )?(?:the |your )?(?:sleeping )?"
-    r"(?:pills|tablets|meds|painkillers)\b"),
+    (
+        r"\b(?:how|ways?|best way|easiest way|quickest way|methods?) to (?:kill (?:yourself|someone|him|her|a "
+        r"person)|commit suicide|overdose|hang (?:yourself|someone)|make a bomb|poison (?:someone|him|her))\b"
+    ),
+    (
+        r"\b(?:take|swallow) (?:all|a (?:whole )?bottle of|enough) (?:of )?(?:the |your )?(?:sleeping )?"
+        r"(?:pills|tablets|meds|painkillers)\b"
+    ),
     r"\b(?:you should|go ahead and|just|why don't you|you could) (?:\w+ )?" + KILL_VERB + r" " + PERSON + r"\b",
     r"\b(?:they|he|she) (?:deserves?|deserved) to (?:die|be hurt|suffer)\b",
     r"\bhurt (?:him|her|them) back\b",

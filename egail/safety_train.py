@@ -79,7 +79,7 @@ def load_embedded_turns() -> list[dict[str, Any]]:
     strata = [{"category": "embedded"} for _ in conversations] + [{"category": "oneliner"} for _ in oneliners]
     splits = assign_splits(strata)
     rows: list[dict[str, Any]] = []
-    for conversation, split in zip(conversations, splits):
+    for conversation, split in zip(conversations, splits, strict=False):
         utterances = conversation["utterances"]
         user_turns = utterances[0::2]
         for i, text in enumerate(user_turns):
@@ -88,7 +88,7 @@ def load_embedded_turns() -> list[dict[str, Any]]:
             )
         for text in [conversation["situation"], *utterances[1::2]]:
             rows.append({"text": text, "label": 0, "category": "embedded_other", "split": split})
-    for text, split in zip(oneliners, splits[len(conversations) :]):
+    for text, split in zip(oneliners, splits[len(conversations) :], strict=True):
         rows.append({"text": text, "label": 0, "category": "embedded_other", "split": split})
     return rows
 
@@ -183,9 +183,9 @@ def guard_flags(scored: dict, threshold: float, floor: float, veto: float) -> bo
 
 
 def precision_recall(flags: Sequence[bool], labels: Sequence[int]) -> tuple[float, float]:
-    tp = sum(f and y == 1 for f, y in zip(flags, labels))
-    fp = sum(f and y == 0 for f, y in zip(flags, labels))
-    fn = sum((not f) and y == 1 for f, y in zip(flags, labels))
+    tp = sum(f and y == 1 for f, y in zip(flags, labels, strict=True))
+    fp = sum(f and y == 0 for f, y in zip(flags, labels, strict=True))
+    fn = sum((not f) and y == 1 for f, y in zip(flags, labels, strict=True))
     return (tp / (tp + fp) if tp + fp else 1.0), (tp / (tp + fn) if tp + fn else 1.0)
 
 
@@ -228,8 +228,8 @@ def evaluate_guard(guard: CrisisGuard, rows: Sequence[dict[str, Any]]) -> dict[s
     precision, recall = precision_recall(flags, labels)
     per_sign: dict[str, dict[str, float]] = {}
     for sign in SIGNS:
-        members = [f for f, row in zip(flags, rows) if row["label"] == 1 and row["category"] == sign]
-        attributed = [row["label"] for f, row, r in zip(flags, rows, results) if f and r.sign == sign]
+        members = [f for f, row in zip(flags, rows, strict=True) if row["label"] == 1 and row["category"] == sign]
+        attributed = [row["label"] for f, row, r in zip(flags, rows, results, strict=True) if f and r.sign == sign]
         per_sign[sign] = {
             "n": len(members),
             "recall": sum(members) / len(members) if members else 1.0,
@@ -238,12 +238,12 @@ def evaluate_guard(guard: CrisisGuard, rows: Sequence[dict[str, Any]]) -> dict[s
         }
     per_negative: dict[str, dict[str, float]] = {}
     for kind in sorted({row["category"] for row in rows if row["label"] == 0}):
-        members = [f for f, row in zip(flags, rows) if row["label"] == 0 and row["category"] == kind]
+        members = [f for f, row in zip(flags, rows, strict=True) if row["label"] == 0 and row["category"] == kind]
         per_negative[kind] = {"n": len(members), "false_alarm_rate": sum(members) / len(members)}
-    misses = [(row, r) for f, row, r in zip(flags, rows, results) if not f and row["label"] == 1]
-    false_alarms = [(row, r) for f, row, r in zip(flags, rows, results) if f and row["label"] == 0]
+    misses = [(row, r) for f, row, r in zip(flags, rows, results, strict=True) if not f and row["label"] == 1]
+    false_alarms = [(row, r) for f, row, r in zip(flags, rows, results, strict=True) if f and row["label"] == 0]
     sources = defaultdict(int)
-    for f, r in zip(flags, results):
+    for f, r in zip(flags, results, strict=True):
         if f:
             sources[r.source] += 1
     return {

@@ -141,7 +141,9 @@ def test_a_crisis_spread_over_turns_never_reaches_the_model(responder, monkeypat
 
 def test_the_guard_reads_the_users_turns_not_the_bots(responder, monkeypatch):
     seen = []
-    monkeypatch.setattr(responder.guard, "check", lambda message, context=(): seen.append(context) or GuardResult(False))
+    monkeypatch.setattr(
+        responder.guard, "check", lambda message, context=(): seen.append(context) or GuardResult(False)
+    )
     monkeypatch.setattr(responder, "generate", lambda history, message: "model text")
     responder.respond(["first", "bot one", "second", "bot two"], "third")
     assert seen[0] == ["first", "second"]  # then the output screen reads the reply alone

@@ -137,7 +137,9 @@ def test_figures_on_the_test_split(guard, messages):
 def test_rules_alone_on_the_test_split(rules, messages):
     """What the classifier adds: the rules alone, on the same messages (printed for the README)."""
     test = [row for row in messages if row["split"] == "test"]
-    precision, recall = precision_recall([rules.check(row["text"]).flagged for row in test], [r["label"] for r in test])
+    precision, recall = precision_recall(
+        [rules.check(row["text"]).flagged for row in test], [r["label"] for r in test]
+    )
     print(f"\nrules alone [test]: precision={precision:.3f} recall={recall:.3f}")
     assert recall < 0.5  # the reason for the classifier: keyword rules miss the indirect signs
 
@@ -166,11 +168,13 @@ def test_replies_are_screened(guard):
         results = [guard.screen_output(row["text"]) for row in rows]
         precision, recall = precision_recall([r.flagged for r in results], [row["label"] for row in rows])
         print(f"\noutput screen [{split}] n={len(rows)}: precision={precision:.3f} recall={recall:.3f}")
-        for row, result in zip(rows, results):
+        for row, result in zip(rows, results, strict=True):
             if result.flagged != bool(row["label"]):
                 print(f"  {'missed' if row['label'] else 'false alarm'}: {row['text']!r} -- {result.reason}")
     rows = [row for row in replies if row["split"] == "test"]
-    precision, recall = precision_recall([guard.screen_output(r["text"]).flagged for r in rows], [r["label"] for r in rows])
+    precision, recall = precision_recall(
+        [guard.screen_output(r["text"]).flagged for r in rows], [r["label"] for r in rows]
+    )
     assert recall >= 0.77 and precision >= 0.87  # the measured figures: the screen misses a fifth of unsafe replies
 
 
