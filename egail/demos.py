@@ -70,7 +70,7 @@ class _DemoRowsFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith("All reward functions returned None") and "'is_demo': True" in message)
+        return not ("All reward functions returned None" in message and "'is_demo': True" in message)
 
 
 logging.getLogger("trl.trainer.grpo_trainer").addFilter(_DemoRowsFilter())
