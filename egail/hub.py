@@ -394,12 +394,24 @@ SPACE_REQUIREMENTS_HEADER = """\
 
 
 def build_wheel(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Build egail's wheel from the checkout ``source`` into ``out_dir`` (pip, no dependencies, no network)."""
+    """Build egail's wheel from the checkout ``source`` into ``out_dir`` (pip, no dependencies, no network).
+
+    It is built from a copy of what the wheel needs (``pyproject.toml``, ``README.md``, ``LICENSE``, ``egail/``):
+    setuptools builds in the tree, and a stale ``build/`` in the checkout would put deleted modules in the wheel.
+    """
+    import shutil
     import subprocess
     import sys
+    import tempfile
 
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out_dir)]
-    process = subprocess.run([*command, str(source)], capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "egail-source"
+        copy.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            shutil.copy2(Path(source) / name, copy / name)
+        shutil.copytree(Path(source) / "egail", copy / "egail", ignore=shutil.ignore_patterns("__pycache__"))
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out_dir)]
+        process = subprocess.run([*command, str(copy)], capture_output=True, text=True)
     wheels = sorted(Path(out_dir).glob("egail-*.whl"))
     if process.returncode != 0 or not wheels:
         last = (process.stderr.strip().splitlines() or ["no wheel written"])[-1]

@@ -90,17 +90,19 @@ def test_space_installs_in_a_fresh_venv_and_chats(space_folder, tmp_path, tiny_l
     from gradio_client import Client
 
     venv, started = tmp_path / "venv", time.monotonic()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}  # nothing of this checkout
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], env=env, check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     gradio = header((space_folder / "README.md").read_text())["sdk_version"]
     for args in (["torch==2.13.0"], ["-r", "requirements.txt"], [f"gradio=={gradio}"]):
-        subprocess.run(pip + args, cwd=space_folder, check=True, timeout=1200)
+        subprocess.run(pip + args, cwd=space_folder, env=env, check=True, timeout=1200)
     installed = time.monotonic() - started
-    outside = subprocess.run([str(venv / "bin" / "python"), "-c", "import egail"], cwd=tmp_path, capture_output=True)
+    outside = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import egail"], cwd=tmp_path, env=env, capture_output=True
+    )
     assert outside.returncode != 0, "egail is not installed in the venv: the Space runs its vendored copy"
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env |= {SPACE_MODEL_VARIABLE: tiny_lm_path, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1"}
     log = (tmp_path / "app.log").open("w")
     app = subprocess.Popen([str(venv / "bin" / "python"), "app.py"], cwd=space_folder, env=env, stdout=log, stderr=log)
@@ -237,3 +239,64 @@ def test_a_failed_upload_deletes_the_new_space_and_says_so(hub):
                              env=hub.client_env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert "the new Space was deleted again" in one_error_line(process)
     assert ("space", SPACE) not in hub.repos
+
+
+# ------------------------------------------------------------------------------------------ end to end
+# Run inside the pushed Space's files with an empty cache: the app and its vendored egail, the model from the Hub.
+SPACE_CHECK = textwrap.dedent(
+    """
+    import json, os, sys
+    sys.path.insert(0, os.getcwd())
+    import app
+    import egail
+    from egail import Discriminator, EmpatheticResponder
+
+    model = os.environ["EGAIL_MODEL"]
+    bot = EmpatheticResponder.from_pretrained(model, device="cpu")
+    discriminator = Discriminator.from_pretrained(model, subfolder="discriminator")
+    first = bot.reply([], "I failed my driving test today.")
+    second = bot.reply(["I failed my driving test today.", first], "I have to wait a month.")
+    print("RESULT " + json.dumps({
+        "egail": egail.__file__, "replies": [first, second],
+        "score": float(discriminator.score([[]], ["I failed my driving test today."], [first])[0]),
+        "page": app.describe_model(model, app.load_model_card(model)),
+    }))
+    """
+)
+
+
+@pytest.mark.slow
+def test_data_train_push_space_and_the_space_answers(tmp_path, tiny_overrides):
+    """build --push-to-hub -> recipes/train.py --push_to_hub -> push-space -> the Space's from_pretrained(model)
+    downloads the pushed policy, tokenizer and discriminator from the stand-in and answers."""
+    started = time.monotonic()
+    with HubStandIn(token=TOKEN) as hub:
+        env = {**os.environ, **hub.env(), "HF_HOME": str(tmp_path / "hf-home"), "PYTHONPATH": str(REPO_ROOT)}
+
+        def run(*command: str, cwd: Path = REPO_ROOT, env: dict = env) -> subprocess.CompletedProcess:
+            process = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+            assert process.returncode == 0, process.stderr[-4000:]
+            return process
+
+        run(sys.executable, "-m", "egail.data", "build", "--source", "embedded", "--out", str(tmp_path / "data"),
+            "--push-to-hub", DATASET, "--no-progress")  # fmt: skip
+        overrides = list(tiny_overrides)
+        overrides[overrides.index("--dataset_name") + 1] = DATASET
+        run(sys.executable, "recipes/train.py", *overrides, "--push_to_hub", "true", "--hub_model_id", "egail-tiny")
+        assert header(hub.files(MODEL)["README.md"])["datasets"] == [DATASET]
+        run(sys.executable, "-m", "egail.hub", "push-space", SPACE, "--model", MODEL)
+        assert not hub.unhandled, hub.unhandled
+
+        space = tmp_path / "pulled-space"
+        for path, content in hub.files(SPACE, "space").items():
+            (space / path).parent.mkdir(parents=True, exist_ok=True)
+            (space / path).write_bytes(content)
+        variables = {key: value["value"] for key, value in hub.repo(SPACE, "space").variables.items()}
+        clean = {k: v for k, v in env.items() if k != "PYTHONPATH"} | variables | {"HF_HOME": str(tmp_path / "fresh")}
+        process = run(sys.executable, "-c", SPACE_CHECK, cwd=space, env=clean)
+        result = json.loads(next(line for line in process.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert Path(result["egail"]).is_relative_to(space), "the Space runs the egail it carries"
+    assert all(reply.strip() for reply in result["replies"]) and 0 <= result["score"] <= 1
+    assert f"https://huggingface.co/{MODEL}" in result["page"] and f"datasets/{DATASET}" in result["page"]
+    assert "cc-by-nc" in result["page"]  # the dataset's license, read from its card on the stand-in
+    print(f"end to end on the stand-in: {time.monotonic() - started:.0f} s")
