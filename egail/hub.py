@@ -205,7 +205,8 @@ def build_model_card(
     checkpoint and its Hub repo carry the same card. ``base_model`` may be a name or path as the trainer saw it (an
     adapter's own base is read when it is None); only a Hub id goes into the metadata. ``evaluation_table`` defaults
     to the run's ``evaluation/table.md``, ``evaluation_results`` (a ``results.json``) to its ``evaluation/results.json``:
-    the model named ``evaluated_as`` there (by default ``trainer_name``, or the only model) fills ``model-index``.
+    the model named ``evaluated_as`` there (by default ``trainer_name``, or the only model) fills ``model-index``;
+    when the default names no evaluated model the card has no ``model-index`` (a warning says why).
     ``training_args`` loses its credentials before anything is shown.
     ``paper`` is a TRL trainer's ``_paper`` (``title``, ``id``, ``citation``), by default ``GAILTrainer._paper``:
     the card cites what the trainer cites, from that one place.
@@ -229,7 +230,10 @@ def build_model_card(
     if evaluation_results:
         evaluated = list(evaluation_results.get("results", {}))
         name = evaluated_as or (trainer_name if trainer_name in evaluated or len(evaluated) != 1 else evaluated[0])
-        metrics = eval_results(evaluation_results, name) or None
+        if evaluated_as is None and name not in evaluated:  # a guess that missed: no numbers rather than wrong ones
+            logger.warning("No model-index: %s is not among the evaluated models %s.", name, evaluated)
+        else:
+            metrics = eval_results(evaluation_results, name) or None
     config = without_secrets(training_args or {})
     repo = repo_id or run.resolve().name
 

@@ -79,9 +79,9 @@ class Repo:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None, body: dict | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.body = status, message, code, body or {}
 
 
 class HubStandIn:
@@ -181,7 +181,7 @@ class HubStandIn:
         url = f"{self.url}/{_URL_PREFIX[repo_type]}{repo_id}"
         with self._lock:
             if (repo_type, repo_id) in self.repos:
-                raise HubError(409, "You already created this repo", None)
+                raise HubError(409, "You already created this repo", None, {"url": url})  # as the Hub answers
             attributes = StoredFile(b"*.parquet filter=lfs diff=lfs merge=lfs -text\n", lfs=False)
             initial = Commit(_oid("initial", repo_id), "initial commit", {".gitattributes": attributes}, [])
             sdk = body.get("sdk")
@@ -416,7 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"X-Error-Message": error.message}
             if error.code:
                 headers["X-Error-Code"] = error.code
-            self._send(error.status, json.dumps({"error": error.message}).encode(), headers=headers)
+            self._send(error.status, json.dumps({"error": error.message, **error.body}).encode(), headers=headers)
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> bool:
         hub = self.standin

@@ -139,8 +139,11 @@ def test_card_model_index_comes_from_the_runs_results(tmp_path):
     metrics = {m["type"]: m["value"] for m in index["results"][0]["metrics"]}
     assert metrics == {"bleu": 1.2346, "length": 13.5}  # GAIL's, from the file, not SFT's
     assert index["results"][0]["dataset"] == {"type": DATASET, "name": DATASET, "split": "test"}
-    none = header(str(build_model_card(run_dir(tmp_path / "plain"))))
-    assert "model-index" not in none
+    assert "model-index" not in header(str(build_model_card(run_dir(tmp_path / "plain"))))
+    others = {**RESULTS, "results": {"SFT": RESULTS["results"]["SFT"], "RL": RESULTS["results"]["SFT"]}}
+    assert "model-index" not in header(str(build_model_card(run_dir(tmp_path / "others", others))))
+    chosen = header(str(build_model_card(run_dir(tmp_path / "chosen", others), evaluated_as="RL")))
+    assert chosen["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.9
 
 
 def test_eval_results_names_the_models_it_has():
@@ -295,8 +298,9 @@ def test_data_train_push_space_and_the_space_answers(tmp_path, tiny_overrides):
         clean = {k: v for k, v in env.items() if k != "PYTHONPATH"} | variables | {"HF_HOME": str(tmp_path / "fresh")}
         process = run(sys.executable, "-c", SPACE_CHECK, cwd=space, env=clean)
         result = json.loads(next(line for line in process.stdout.splitlines() if line.startswith("RESULT "))[7:])
+        data_license = header(hub.files(DATASET, "dataset")["README.md"])["license"]
     assert Path(result["egail"]).is_relative_to(space), "the Space runs the egail it carries"
     assert all(reply.strip() for reply in result["replies"]) and 0 <= result["score"] <= 1
     assert f"https://huggingface.co/{MODEL}" in result["page"] and f"datasets/{DATASET}" in result["page"]
-    assert "cc-by-nc" in result["page"]  # the dataset's license, read from its card on the stand-in
+    assert f"datasets/{DATASET}) ({data_license})" in result["page"]  # read from the dataset's card on the stand-in
     print(f"end to end on the stand-in: {time.monotonic() - started:.0f} s")
