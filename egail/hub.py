@@ -329,6 +329,8 @@ def push_run(
     datasets: list[str] | None = None,
     training_args: dict[str, Any] | None = None,
     evaluation_table: str | None = None,
+    evaluation_results: Mapping[str, Any] | None = None,
+    evaluated_as: str | None = None,
     license: str = "apache-2.0",
     tags: list[str] | None = None,
     paper: Mapping[str, str] | None = None,
@@ -336,9 +338,10 @@ def push_run(
 ) -> str:
     """Upload a GAIL run folder as one commit to a model repo (created if needed); returns the commit URL.
 
-    Writes ``README.md`` (`build_model_card`, with ``paper`` and ``trainer_name`` as the trainer passes them) and, from ``training_args`` (or an existing copy in the folder),
-    ``training_config.json`` into ``run_dir`` first, so the folder and the repo match. ``private=None`` keeps the
-    Hub's default visibility. ``token=None`` lets ``huggingface_hub`` find it (``HF_TOKEN``, then the login cache).
+    Writes ``README.md`` (`build_model_card`, with ``paper`` and ``trainer_name`` as the trainer passes them; a
+    study's ``results.json`` as ``evaluation_results`` fills its ``model-index``) and, from ``training_args`` (or an
+    existing copy in the folder), ``training_config.json`` into ``run_dir`` first, so the folder and the repo match.
+    ``private=None`` keeps the Hub's default visibility. ``token=None`` lets ``huggingface_hub`` find it (``HF_TOKEN``, then the login cache).
     Everything is checked before the first request: the folder is complete and no file holds the token.
     """
     run = Path(run_dir)
@@ -368,6 +371,8 @@ def push_run(
         datasets=datasets,
         training_args=training_args,
         evaluation_table=evaluation_table,
+        evaluation_results=evaluation_results,
+        evaluated_as=evaluated_as,
         license=license,
         repo_id=repo_id,
         tags=tags,

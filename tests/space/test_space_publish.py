@@ -87,6 +87,7 @@ def test_write_space_refuses_a_folder_in_use(tmp_path):
 def test_space_installs_in_a_fresh_venv_and_chats(space_folder, tmp_path, tiny_lm_path):
     """What a Spaces build does: a fresh environment, its requirements (torch first, the local CPU build, as the
     README installs it), gradio at the header's sdk_version, then ``python app.py``; two turns by gradio_client."""
+    import httpx
     from gradio_client import Client
 
     venv, started = tmp_path / "venv", time.monotonic()
@@ -120,6 +121,8 @@ def test_space_installs_in_a_fresh_venv_and_chats(space_folder, tmp_path, tiny_l
         first = client.predict("I failed my driving test today.", api_name="/chat")[0]
         second = client.predict("I have to wait a month to try again.", api_name="/chat")[0]
         assert first.strip() and second.strip()
+        page = str(httpx.get(url + "config", timeout=30).json())
+        assert f"The model: `{tiny_lm_path}`" in page and "No model card was found" in page and "988" in page
     finally:
         app.terminate()
         app.wait(timeout=60)
@@ -167,7 +170,8 @@ def test_page_shows_the_models_card_facts(space_app, tmp_path):
 # ----------------------------------------------------------------------------------- pushing, and errors
 @pytest.fixture
 def hub(tmp_path):
-    """The stand-in with one pushed model repo (a card naming its dataset); ``hub.client_env`` for subprocesses."""
+    """The stand-in with one model pushed by `push_run` (its card names its dataset and has the results of
+    ``RESULTS``); ``hub.client_env`` for subprocesses."""
     with HubStandIn(token=TOKEN) as server:
         server.client_env = {
             **os.environ,
@@ -175,12 +179,13 @@ def hub(tmp_path):
             "HF_HOME": str(tmp_path / "hf-home"),
             "PYTHONPATH": str(REPO_ROOT),
         }
-        card = build_model_card(run_dir(tmp_path / "run"), datasets=[DATASET], repo_id=MODEL)
-        script = "import sys; from huggingface_hub import HfApi; api = HfApi(); api.create_repo(sys.argv[1]); "
+        run = run_dir(tmp_path / "run")  # placeholder weights: the Space is pushed, not run, here
+        script = "import json, sys; from egail.hub import push_run; "
         script += (
-            "api.upload_file(path_or_fileobj=sys.argv[2].encode(), path_in_repo='README.md', repo_id=sys.argv[1])"
+            "push_run(sys.argv[1], sys.argv[2], datasets=[sys.argv[3]], evaluation_results=json.loads(sys.argv[4]))"
         )
-        subprocess.run([sys.executable, "-c", script, MODEL, str(card)], env=server.client_env, check=True)
+        command = [sys.executable, "-c", script, str(run), MODEL, DATASET, json.dumps(RESULTS)]
+        subprocess.run(command, env=server.client_env, check=True)
         yield server
 
 
@@ -206,6 +211,8 @@ def test_push_space_uploads_the_folder_and_sets_the_model_variable(hub):
     files = hub.files(SPACE, "space")
     assert {"app.py", "emotion.py", "requirements.txt", "README.md", "egail/__init__.py"} <= set(files)
     assert header(files["README.md"])["datasets"] == [DATASET]  # read from the model's card
+    metrics = header(hub.files(MODEL)["README.md"])["model-index"][0]["results"][0]["metrics"]
+    assert {m["type"]: m["value"] for m in metrics} == {"bleu": 1.2346, "length": 13.5}  # push_run passed them on
     assert process.stdout.strip() == f"{hub.url}/spaces/{SPACE}/commit/{hub.commits(SPACE, 'space')[-1].oid}"
     assert len(hub.commits(SPACE, "space")) == 2  # created, then everything in one commit
     assert "uthorization" in process.stderr and TOKEN not in process.stdout + process.stderr  # logged, hidden
