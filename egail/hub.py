@@ -1,4 +1,4 @@
-"""Push a trained GAIL run to the Hugging Face Hub as one model repository.
+"""Push a trained GAIL run to the Hugging Face Hub as one model repository, and publish the Space that serves it.
 
 A run folder (``GAILTrainer.save_model``) holds the policy (full weights, or a peft LoRA adapter) and its
 tokenizer at the top and the discriminator in ``discriminator/``. `push_run` checks that all of it is there,
@@ -17,6 +17,12 @@ The Hub token is resolved by ``huggingface_hub`` (the ``token`` argument, else `
 login cache). It is never logged, and it cannot end up in the repo: configuration keys that look like
 credentials are dropped, the generated files are redacted, and every other file to be uploaded is
 checked for the token's text before anything is sent.
+
+`push_space` (``python -m egail.hub push-space SPACE_ID --model MODEL_ID [--out DIR]``) publishes ``space/`` as a
+Gradio Space that builds as pushed: no index has egail and a Spaces build mounts only ``requirements.txt`` while it
+installs, so egail is unpacked from a wheel of this checkout into the Space and its requirements are the wheel's.
+The model is the ``EGAIL_MODEL`` Space variable; the card's ``model-index`` (from ``evaluation/results.json``) is
+what the Space shows as measured.
 """
 
 from __future__ import annotations
