@@ -1,4 +1,4 @@
-"""Push a trained GAIL run to the Hugging Face Hub as one model repository.
+"""Push a trained GAIL run to the Hugging Face Hub as one model repository, and publish the Space that serves it.
 
 A run folder (``GAILTrainer.save_model``) holds the policy (full weights, or a peft LoRA adapter) and its
 tokenizer at the top and the discriminator in ``discriminator/``. `push_run` checks that all of it is there,
@@ -17,6 +17,12 @@ The Hub token is resolved by ``huggingface_hub`` (the ``token`` argument, else `
 login cache). It is never logged, and it cannot end up in the repo: configuration keys that look like
 credentials are dropped, the generated files are redacted, and every other file to be uploaded is
 checked for the token's text before anything is sent.
+
+`push_space` (``python -m egail.hub push-space SPACE_ID --model MODEL_ID [--out DIR]``) publishes ``space/`` as a
+Gradio Space that builds as pushed: no index has egail and a Spaces build mounts only ``requirements.txt`` while it
+installs, so egail is unpacked from a wheel of this checkout into the Space and its requirements are the wheel's.
+The model is the ``EGAIL_MODEL`` Space variable; the card's ``model-index`` (from ``evaluation/results.json``) is
+what the Space shows as measured.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, ModelCardData, get_token
+from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData, get_token
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, HFValidationError, filter_repo_objects, validate_repo_id
 
 from egail import __version__
@@ -43,6 +49,8 @@ CARD_NAME = "README.md"
 MODEL_CARD_TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 TRAINING_CONFIG_NAME = "training_config.json"
 EVALUATION_TABLE = Path("evaluation") / "table.md"
+#: The run's `egail.evaluation.EvaluationReport` (``results.json``): the card's ``model-index`` is read from it.
+EVALUATION_RESULTS = Path("evaluation") / "results.json"
 #: Relative paths (fnmatch patterns, as ``huggingface_hub`` reads them) that a pushed repo never contains.
 IGNORE_PATTERNS = ("checkpoint-*", "runs/*", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt")
 TAGS = ["egail", "gail", "trl", "empathy", "dialogue"]
@@ -153,6 +161,35 @@ def _config_table(training_args: dict[str, Any]) -> str:
     return "\n".join(["| setting | value |", "|---|---|", *rows])
 
 
+def eval_results(results: Mapping[str, Any], model: str) -> list[EvalResult]:
+    """The ``model-index`` entries of one model in an evaluation's ``results.json``: the mean of every metric over
+    all rows, on the evaluated dataset and split, so the Hub (and the Space) show measured numbers, never typed ones.
+
+    ``model`` is its name in the evaluation (a key of ``results["results"]``); a ValueError names the ones there.
+    """
+    measured = results.get("results", {})
+    if model not in measured:
+        raise ValueError(f"no model {model!r} in the evaluation results (it has: {', '.join(measured) or 'none'})")
+    from egail.evaluation.report import METRICS
+    from egail.evaluation.trajectories import ALL
+
+    dataset = results.get("dataset", {})
+    return [
+        EvalResult(
+            task_type="text-generation",
+            task_name="Empathetic dialogue response generation",
+            dataset_type=str(dataset.get("id", "unknown")),
+            dataset_name=str(dataset.get("id", "unknown")),
+            dataset_split=dataset.get("split"),
+            metric_type=metric,
+            metric_name=METRICS[metric].title if metric in METRICS else metric,
+            metric_value=round(float(buckets[ALL]["mean"]), 4),
+        )
+        for metric, buckets in measured[model].items()
+        if ALL in buckets and buckets[ALL].get("mean") is not None
+    ]
+
+
 def build_model_card(
     run_dir: str | os.PathLike,
     *,
@@ -160,6 +197,8 @@ def build_model_card(
     datasets: list[str] | None = None,
     training_args: dict[str, Any] | None = None,
     evaluation_table: str | None = None,
+    evaluation_results: Mapping[str, Any] | None = None,
+    evaluated_as: str | None = None,
     license: str = "apache-2.0",
     repo_id: str | None = None,
     tags: list[str] | None = None,
@@ -171,7 +210,10 @@ def build_model_card(
     `GAILTrainer.create_model_card` (checkpoints, ``output_dir``) and `push_run` (the Hub) both call this, so a
     checkpoint and its Hub repo carry the same card. ``base_model`` may be a name or path as the trainer saw it (an
     adapter's own base is read when it is None); only a Hub id goes into the metadata. ``evaluation_table`` defaults
-    to the run's ``evaluation/table.md``. ``training_args`` loses its credentials before anything is shown.
+    to the run's ``evaluation/table.md``, ``evaluation_results`` (a ``results.json``) to its ``evaluation/results.json``:
+    the model named ``evaluated_as`` there (by default ``trainer_name``, or the only model) fills ``model-index``;
+    when the default names no evaluated model the card has no ``model-index`` (a warning says why).
+    ``training_args`` loses its credentials before anything is shown.
     ``paper`` is a TRL trainer's ``_paper`` (``title``, ``id``, ``citation``), by default ``GAILTrainer._paper``:
     the card cites what the trainer cites, from that one place.
     """
@@ -188,6 +230,16 @@ def build_model_card(
     hub_datasets = [d for d in datasets if "/" in d and _is_hub_id(d)]
     if evaluation_table is None and (run / EVALUATION_TABLE).is_file():
         evaluation_table = (run / EVALUATION_TABLE).read_text(encoding="utf-8")
+    if evaluation_results is None and (run / EVALUATION_RESULTS).is_file():
+        evaluation_results = json.loads((run / EVALUATION_RESULTS).read_text(encoding="utf-8"))
+    metrics = None
+    if evaluation_results:
+        evaluated = list(evaluation_results.get("results", {}))
+        name = evaluated_as or (trainer_name if trainer_name in evaluated or len(evaluated) != 1 else evaluated[0])
+        if evaluated_as is None and name not in evaluated:  # a guess that missed: no numbers rather than wrong ones
+            logger.warning("No model-index: %s is not among the evaluated models %s.", name, evaluated)
+        else:
+            metrics = eval_results(evaluation_results, name) or None
     config = without_secrets(training_args or {})
     repo = repo_id or run.resolve().name
 
@@ -199,6 +251,8 @@ def build_model_card(
         license=license,
         pipeline_tag="text-generation",
         tags=TAGS + [t for t in (tags or []) if t not in TAGS],
+        model_name=repo.split("/")[-1] if metrics else None,
+        eval_results=metrics,
     )
     base_text = f"[{base_id}](https://huggingface.co/{base_id})" if base_id else "a local checkpoint (not on the Hub)"
     if base_model and _is_embedded_smollm2(str(base_model)):
@@ -281,6 +335,8 @@ def push_run(
     datasets: list[str] | None = None,
     training_args: dict[str, Any] | None = None,
     evaluation_table: str | None = None,
+    evaluation_results: Mapping[str, Any] | None = None,
+    evaluated_as: str | None = None,
     license: str = "apache-2.0",
     tags: list[str] | None = None,
     paper: Mapping[str, str] | None = None,
@@ -288,9 +344,10 @@ def push_run(
 ) -> str:
     """Upload a GAIL run folder as one commit to a model repo (created if needed); returns the commit URL.
 
-    Writes ``README.md`` (`build_model_card`, with ``paper`` and ``trainer_name`` as the trainer passes them) and, from ``training_args`` (or an existing copy in the folder),
-    ``training_config.json`` into ``run_dir`` first, so the folder and the repo match. ``private=None`` keeps the
-    Hub's default visibility. ``token=None`` lets ``huggingface_hub`` find it (``HF_TOKEN``, then the login cache).
+    Writes ``README.md`` (`build_model_card`, with ``paper`` and ``trainer_name`` as the trainer passes them; a
+    study's ``results.json`` as ``evaluation_results`` fills its ``model-index``) and, from ``training_args`` (or an
+    existing copy in the folder), ``training_config.json`` into ``run_dir`` first, so the folder and the repo match.
+    ``private=None`` keeps the Hub's default visibility. ``token=None`` lets ``huggingface_hub`` find it (``HF_TOKEN``, then the login cache).
     Everything is checked before the first request: the folder is complete and no file holds the token.
     """
     run = Path(run_dir)
@@ -320,6 +377,8 @@ def push_run(
         datasets=datasets,
         training_args=training_args,
         evaluation_table=evaluation_table,
+        evaluation_results=evaluation_results,
+        evaluated_as=evaluated_as,
         license=license,
         repo_id=repo_id,
         tags=tags,
@@ -334,6 +393,211 @@ def push_run(
     commit = api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
     logger.info("Pushed %s to %s", run, commit.commit_url)
     return commit.commit_url
+
+
+# --------------------------------------------------------------------------------------------- the Space
+#: The checkout that `write_space` publishes from: the Space's sources (``space/``) and the package to vendor.
+CHECKOUT = Path(__file__).resolve().parents[1]
+SPACE_FILES = ("app.py", "emotion.py", "screenshot.png")
+#: The Space variable (an environment variable of the running app) that names the model it serves.
+SPACE_MODEL_VARIABLE = "EGAIL_MODEL"
+SPACE_REQUIREMENTS_HEADER = """\
+# Installed by Hugging Face Spaces with `pip install -r requirements.txt`; gradio comes from the README's
+# sdk_version. egail itself is not on any index: it is vendored in egail/, unpacked from the wheel built from
+# the checkout, because Spaces mounts only this file while it installs. These are that wheel's requirements.
+"""
+
+
+def build_wheel(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Build egail's wheel from the checkout ``source`` into ``out_dir`` (pip, no dependencies, no network).
+
+    It is built from a copy of what the wheel needs (``pyproject.toml``, ``README.md``, ``LICENSE``, ``egail/``):
+    setuptools builds in the tree, and a stale ``build/`` in the checkout would put deleted modules in the wheel.
+    """
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "egail-source"
+        copy.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            shutil.copy2(Path(source) / name, copy / name)
+        shutil.copytree(Path(source) / "egail", copy / "egail", ignore=shutil.ignore_patterns("__pycache__"))
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out_dir)]
+        process = subprocess.run([*command, str(copy)], capture_output=True, text=True)
+    wheels = sorted(Path(out_dir).glob("egail-*.whl"))
+    if process.returncode != 0 or not wheels:
+        last = (process.stderr.strip().splitlines() or ["no wheel written"])[-1]
+        raise RuntimeError(f"building egail's wheel from {source} failed: {last}")
+    return wheels[-1]
+
+
+def _vendor_wheel(wheel: Path, out: Path) -> list[str]:
+    """Unpack the ``egail`` package of ``wheel`` into ``out``; returns its unconditional requirements."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(out, [name for name in archive.namelist() if name.startswith("egail/")])
+        metadata_name = next(name for name in archive.namelist() if name.endswith(".dist-info/METADATA"))
+        metadata = archive.read(metadata_name).decode("utf-8")
+    requirements = []
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist:"):
+            requirement, _, marker = line.removeprefix("Requires-Dist:").partition(";")
+            if "extra" not in marker:  # the optional extras (test, lint, space) stay out
+                requirements.append(requirement.strip() + (f"; {marker.strip()}" if marker.strip() else ""))
+    return requirements
+
+
+def _space_readme(source: Path, model_id: str, model_card: ModelCard | None) -> str:
+    """The Space's README: the header of ``space/README.md`` with the model and its datasets added, and its body."""
+    import yaml
+
+    text = (source / "space" / CARD_NAME).read_text(encoding="utf-8")
+    _, header, body = text.split("---\n", 2)
+    metadata = yaml.safe_load(header)
+    metadata["models"] = [model_id]
+    datasets = model_card.data.to_dict().get("datasets") if model_card is not None else None
+    if datasets:
+        metadata["datasets"] = list(datasets)
+    return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n" + body
+
+
+def write_space(
+    out_dir: str | os.PathLike,
+    model_id: str,
+    *,
+    model_card: ModelCard | None = None,
+    source: str | os.PathLike = CHECKOUT,
+) -> Path:
+    """Write a self-contained Space folder that serves ``model_id``, as `push_space` uploads it.
+
+    It holds ``app.py`` and ``emotion.py`` from ``source/space``, its ``README.md`` (the Spaces header with
+    ``models`` and, from ``model_card``, ``datasets``), egail unpacked from a wheel built from ``source``, and a
+    ``requirements.txt`` of that wheel's requirements: what a fresh Spaces build installs. The model id is not in
+    the folder: the app reads it from the ``EGAIL_MODEL`` Space variable.
+    """
+    import shutil
+    import tempfile
+
+    source, out = Path(source), Path(out_dir)
+    if not (source / "space" / "app.py").is_file() or not (source / "pyproject.toml").is_file():
+        raise FileNotFoundError(f"{source} is not an egail checkout (no space/app.py): the Space is built from one.")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty; write the Space into a new folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SPACE_FILES:
+        shutil.copy2(source / "space" / name, out / name)
+    with tempfile.TemporaryDirectory() as tmp:
+        requirements = _vendor_wheel(build_wheel(source, tmp), out)
+    (out / "requirements.txt").write_text(SPACE_REQUIREMENTS_HEADER + "\n".join(requirements) + "\n")
+    (out / CARD_NAME).write_text(_space_readme(source, model_id, model_card), encoding="utf-8")
+    return out
+
+
+def _load_card(model_id: str, token: str | None = None) -> ModelCard | None:
+    try:
+        return ModelCard.load(model_id, token=token)
+    except Exception as error:  # noqa: BLE001 - no card is not fatal: the header then names no datasets
+        logger.warning(
+            "No model card for %s (%s); the Space's README lists no datasets.", model_id, type(error).__name__
+        )
+        return None
+
+
+def push_space(
+    space_id: str,
+    model_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    source: str | os.PathLike = CHECKOUT,
+    commit_message: str = "Upload egail's Gradio Space",
+) -> str:
+    """Create (or update) the Gradio Space ``space_id`` serving the Hub model ``model_id``; returns the commit URL.
+
+    The folder `write_space` builds is uploaded in one commit, after the Space variable ``EGAIL_MODEL`` is set to
+    ``model_id``, so the first build already serves it. Everything is checked before the Space is created: a token,
+    a model that exists, a ``space_id`` that is not a model repo, no file that holds the token. A Space this call
+    created is deleted again if the upload fails, and the error says so.
+    """
+    import tempfile
+
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    secret = token or get_token()
+    if not secret:
+        raise PermissionError("No Hugging Face token: pass token=..., set HF_TOKEN, or log in with `hf auth login`.")
+    api = HfApi(token=token)
+    if api.repo_exists(space_id, repo_type="model"):
+        raise ValueError(f"{space_id} is a model repository, not a Space; give the Space its own id.")
+    try:
+        api.model_info(model_id)
+    except RepositoryNotFoundError:
+        raise ValueError(
+            f"model {model_id} does not exist on the Hub (or this token cannot see it); push it first "
+            "(recipes/train.py --push_to_hub)."
+        ) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_space(Path(tmp) / "space", model_id, model_card=_load_card(model_id, token), source=source)
+        paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        paths = [p for p in paths if "__pycache__" not in p]
+        leaking = [p for p in paths if secret.encode() in (folder / p).read_bytes()]
+        if leaking:
+            raise ValueError(f"Refusing to push the Space: the Hub token appears in {', '.join(leaking)}.")
+        existed = api.repo_exists(space_id, repo_type="space")
+        space_id = api.create_repo(
+            space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True
+        ).repo_id
+        try:
+            api.add_space_variable(space_id, SPACE_MODEL_VARIABLE, model_id, description="the model this Space serves")
+            operations = [CommitOperationAdd(p, folder / p) for p in paths]
+            commit = api.create_commit(space_id, operations, repo_type="space", commit_message=commit_message)
+        except Exception as error:
+            if existed:
+                raise RuntimeError(
+                    f"pushing Space {space_id} failed ({type(error).__name__}); the existing Space kept its files but "
+                    f"may already have {SPACE_MODEL_VARIABLE}={model_id}: run push-space again."
+                ) from error
+            api.delete_repo(space_id, repo_type="space", missing_ok=True)
+            raise RuntimeError(
+                f"pushing Space {space_id} failed ({type(error).__name__}); the new Space was deleted again."
+            ) from error
+    logger.info("Pushed Space %s serving %s: %s", space_id, model_id, commit.commit_url)
+    return commit.commit_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m egail.hub push-space SPACE_ID --model MODEL_ID [--out DIR] [--private]``."""
+    import argparse
+    import sys
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from egail.cli import USER_ERRORS
+
+    parser = argparse.ArgumentParser(prog="python -m egail.hub", description="Publish egail to the Hugging Face Hub.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    space = commands.add_parser("push-space", help="create or update a Gradio Space that serves a pushed model")
+    space.add_argument("space_id", help="the Space, user/name")
+    space.add_argument("--model", required=True, help="the Hub model the Space serves (its EGAIL_MODEL variable)")
+    space.add_argument("--out", help="write the Space folder here instead, and push nothing")
+    space.add_argument("--private", action="store_true", help="create the Space private")
+    args = parser.parse_args(argv)
+    try:
+        if args.out:
+            print(write_space(args.out, args.model, model_card=_load_card(args.model)))
+        else:
+            print(push_space(args.space_id, args.model, private=args.private or None))
+    except (*USER_ERRORS, PermissionError, RuntimeError, OSError, HfHubHTTPError) as error:
+        if os.environ.get("EGAIL_DEBUG"):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
 
 
 class HubPublishing:
@@ -402,3 +666,7 @@ class HubPublishing:
             trainer_name=self._name,
         )
         return push_run(**push) if blocking else HfApi().run_as_future(push_run, **push)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

