@@ -111,14 +111,14 @@ def hub_base_model(name_or_path: str | os.PathLike | None) -> str | None:
     name = str(name_or_path)
     if _is_embedded_smollm2(name):
         return SMOLLM2_HUB_ID
-    return name if _is_hub_id(name) else None
+    return name if is_hub_id(name) else None
 
 
 def _is_embedded_smollm2(name: str) -> bool:
     return name == SMOLLM2 or (Path(name) / CONVERTED_MARKER).is_file()
 
 
-def _is_hub_id(name: str) -> bool:
+def is_hub_id(name: str) -> bool:
     """A valid repo id that is not also a local path (which is what transformers would load)."""
     if Path(name).exists():
         return False
@@ -227,7 +227,7 @@ def build_model_card(
         base_model = json.loads((run / "adapter_config.json").read_text()).get("base_model_name_or_path")
     base_id = hub_base_model(base_model)
     datasets = list(datasets or [])
-    hub_datasets = [d for d in datasets if "/" in d and _is_hub_id(d)]
+    hub_datasets = [d for d in datasets if "/" in d and is_hub_id(d)]
     if evaluation_table is None and (run / EVALUATION_TABLE).is_file():
         evaluation_table = (run / EVALUATION_TABLE).read_text(encoding="utf-8")
     if evaluation_results is None and (run / EVALUATION_RESULTS).is_file():

@@ -29,6 +29,7 @@ import gradio as gr  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # emotion.py beside this file, on a Space too
 
 from egail.chat import EmpatheticResponder, GenerationSettings  # noqa: E402
+from egail.hub import is_hub_id  # noqa: E402
 from egail.models import SMOLLM2, SMOLLM2_HUB_ID  # noqa: E402
 from egail.safety import CRISIS_LINES  # noqa: E402
 
@@ -91,24 +92,11 @@ def _dataset_license(dataset: str) -> str | None:
     return ", ".join(license) if isinstance(license, list) else license
 
 
-def _is_hub_id(name: str) -> bool:
-    """A Hub repo id (``user/name``), not a local folder or an embedded model's name: it gets links."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if "/" not in name or Path(name).exists():
-        return False
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
-
-
 def describe_model(name: str, card: Any | None) -> str:
     """Markdown for the page: the model's id and card link, its training data with licenses, and the metrics of
     the card's ``model-index`` (egail writes them from the study's results.json). Absent facts are said to be
     absent, never filled in."""
-    on_hub = _is_hub_id(name)
+    on_hub = "/" in name and is_hub_id(name)  # a user/name repo id, not a folder or an embedded name: it gets links
     lines = [f"### The model: [`{name}`]({HUB}/{name})" if on_hub else f"### The model: `{name}`"]
     if card is None:
         return "\n\n".join([*lines, "No model card was found for this model.", NO_RESULTS])
