@@ -9,11 +9,12 @@ Stages, in order (each a recipe command, run in this process and timed in CPU se
 
 1. ``data``: the expert trajectories, split by conversation (``test`` is held back for the evaluation);
 2. ``sft``: MLE (TRL ``SFTTrainer``) of a LoRA adapter on the base model; it ends with a checkpoint;
-3. ``textgail`` and ``empathygail``: GAIL from the SFT adapter with the two YAML configs, same budget;
+3. ``empathygail``: GAIL from the SFT adapter with the EmpathyGAIL YAML config;
 4. ``sft-equal-compute``: the SFT run resumed and trained on for as many CPU seconds as ``empathygail`` took
    (the fair control: does GAIL beat simply training longer?);
-5. ``spin``: one SPIN iteration (TRL ``DPOTrainer``: expert response chosen, the SFT model's sample rejected);
-6. ``evaluation``: every model on the same test rows (``egail.evaluation``), then bootstrap intervals and the
+5. ``textgail``: GAIL from the SFT adapter with the TextGAIL YAML config, the same budget as ``empathygail``;
+6. ``spin``: one SPIN iteration (TRL ``DPOTrainer``: expert response chosen, the SFT model's sample rejected);
+7. ``evaluation``: every model on the same test rows (``egail.evaluation``), then bootstrap intervals and the
    realism probe (``egail.evaluation.study``), the GAIL learning curves, and the adapters copied into the study.
 
 A stage's folder gets ``stage.json`` last, when the stage has finished; each trained adapter (with its
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> Path:
     check_study_folder(study)
     study.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    names = ["data", "sft", *GAIL_VARIANTS, "sft-equal-compute", "spin", "evaluation"]
+    names = ["data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin", "evaluation"]  # the key pair first
     if args.until is not None and args.until not in names:
         raise ValueError(f"--until must be one of {', '.join(names)}, got {args.until!r}")
     records: dict[str, dict] = {}
