@@ -35,6 +35,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,20 +133,17 @@ def run_stage(stage: Stage, reuse: bool) -> dict:
         if checkpoint and (Path(checkpoint) / "trainer_state.json").is_file():
             print(f"[study] {stage.name}: half-written; resuming from {checkpoint}", flush=True)
             argv += ["--resume_from_checkpoint", checkpoint]
-            partial = stage.folder / "partial_cpu.json"  # CPU time of the earlier, interrupted parts
-            earlier = json.loads(partial.read_text()) if partial.is_file() else {}
+            earlier = spent_until(Path(checkpoint))
+            if "--max_cpu_seconds" in argv:  # a CPU budget covers the whole stage, the interrupted parts included
+                at = argv.index("--max_cpu_seconds") + 1
+                argv[at] = str(max(1.0, float(argv[at]) - earlier.get("cpu_s", 0.0)))
         else:
             print(f"[study] {stage.name}: {'redoing' if (stage.folder / STAGE_FILE).exists() else 'half-written;'} "
                   f"starting over", flush=True)  # fmt: skip
             shutil.rmtree(stage.folder)
     started_cpu, started_wall = time.process_time(), time.perf_counter()
-    try:
+    with CheckpointTimes(stage.folder, earlier, started_cpu, started_wall) if stage.resumable else nullcontext():
         stage.run(argv)
-    finally:
-        if stage.resumable and stage.folder.exists() and not (stage.folder / STAGE_FILE).exists():
-            spent = {"cpu_s": earlier.get("cpu_s", 0.0) + time.process_time() - started_cpu,
-                     "wall_s": earlier.get("wall_s", 0.0) + time.perf_counter() - started_wall}  # fmt: skip
-            (stage.folder / "partial_cpu.json").write_text(json.dumps(spent))
     record = {
         "command": stage.command,
         "cpu_s": round(earlier.get("cpu_s", 0.0) + time.process_time() - started_cpu, 1),
@@ -157,9 +155,57 @@ def run_stage(stage: Stage, reuse: bool) -> dict:
     stage.folder.mkdir(parents=True, exist_ok=True)
     (stage.folder / (STAGE_FILE + ".tmp")).write_text(json.dumps(record, indent=2))
     (stage.folder / (STAGE_FILE + ".tmp")).replace(stage.folder / STAGE_FILE)  # last, atomically
-    (stage.folder / "partial_cpu.json").unlink(missing_ok=True)
     print(f"[study] {stage.name}: {record['cpu_s']:.0f} CPU s, {record['wall_s']:.0f} s wall", flush=True)
     return record
+
+
+SPENT_FILE = "stage_spent.json"
+CHECKPOINT_POLL_S = 5.0
+
+
+def spent_until(checkpoint: Path) -> dict:
+    """CPU and wall seconds the stage had spent when ``checkpoint`` was written (empty if not recorded)."""
+    path = checkpoint / SPENT_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+class CheckpointTimes:
+    """While a training stage runs, writes into each new complete checkpoint the stage's CPU and wall seconds so far.
+
+    A session's end kills the process without warning, so the time an interrupted part spent cannot be saved at
+    its end; a checkpoint carries the time it took to reach it instead, and a resumed stage starts its count from
+    there (the work after the last checkpoint is redone, and only counted when it is). Polls every few seconds,
+    in a thread of this process: ``time.process_time`` counts every thread, so the figure is the process's.
+    """
+
+    def __init__(self, folder: Path, earlier: dict, started_cpu: float, started_wall: float):
+        import threading
+
+        self.folder, self.earlier, self.poll_s = folder, earlier, CHECKPOINT_POLL_S
+        self.started_cpu, self.started_wall = started_cpu, started_wall
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="checkpoint-times", daemon=True)
+
+    def _watch(self) -> None:
+        from egail.checkpointing import latest_complete_checkpoint
+
+        while not self._stop.wait(self.poll_s):
+            checkpoint = latest_complete_checkpoint(self.folder) if self.folder.exists() else None
+            if checkpoint is not None and not (Path(checkpoint) / SPENT_FILE).exists():
+                spent = {"cpu_s": self.earlier.get("cpu_s", 0.0) + time.process_time() - self.started_cpu,
+                         "wall_s": self.earlier.get("wall_s", 0.0) + time.perf_counter() - self.started_wall}  # fmt: skip
+                try:
+                    (Path(checkpoint) / SPENT_FILE).write_text(json.dumps(spent))
+                except OSError:  # the trainer rotated the checkpoint away meanwhile: the next one gets it
+                    pass
+
+    def __enter__(self) -> CheckpointTimes:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def archive_stage(stage: Stage, study: Path, keep_checkpoint: str | None = None) -> None:
@@ -260,9 +306,9 @@ def build_stages(args: argparse.Namespace, work: Path, records: dict[str, dict])
     budget = records.get("empathygail", {}).get("cpu_s", 0)  # known once empathygail has run
     stages.append(Stage("sft-equal-compute", "recipes/sft.py", [
         *sft_argv(args, data, equal, 1_000_000), "--max_cpu_seconds", str(budget),
-        "--resume_from_checkpoint", str(sft / f"checkpoint-{args.sft_steps}"), "--save_strategy", "no",
-        "--logging_steps", "5", "--seed", str(args.seed),
-    ], equal, lambda argv: _recipe("sft").main(argv)))  # fmt: skip
+        "--resume_from_checkpoint", str(sft / f"checkpoint-{args.sft_steps}"), "--save_strategy", "steps",
+        "--save_steps", "50", "--save_total_limit", "1", "--logging_steps", "5", "--seed", str(args.seed),
+    ], equal, lambda argv: _recipe("sft").main(argv), resumable=True))  # fmt: skip
     stages.append(Stage("spin", "recipes/spin.py", [
         "--config", str(RECIPES / "configs" / "spin.yaml"), "--model_name_or_path", str(sft),
         "--base_model", args.model, "--dataset_name", str(data), "--output_dir", str(spin),

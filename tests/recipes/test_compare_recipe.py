@@ -4,6 +4,7 @@ and (slow) the whole study end to end on tiny models."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -50,25 +51,37 @@ def test_a_half_written_training_stage_resumes_from_its_last_complete_checkpoint
     checkpoint.mkdir(parents=True)
     for name in ("trainer_state.json", "gail_state.json"):
         (checkpoint / name).write_text("{}")
+    (checkpoint / compare.SPENT_FILE).write_text(json.dumps({"cpu_s": 100.0, "wall_s": 120.0}))
     (tmp_path / "stage" / "checkpoint-50").mkdir()  # torn: no gail_state.json, no trainer_state.json
-    (tmp_path / "stage" / "partial_cpu.json").write_text(json.dumps({"cpu_s": 100.0, "wall_s": 120.0}))
     runs: list = []
-    record = compare.run_stage(_stage(compare, tmp_path, runs, resumable=True), reuse=True)
-    assert runs == [["--x", "1", "--resume_from_checkpoint", str(checkpoint)]]
+    stage = _stage(compare, tmp_path, runs, resumable=True, argv=("--max_cpu_seconds", "250"))
+    record = compare.run_stage(stage, reuse=True)
+    # the CPU budget left is the stage's minus what it took to reach the checkpoint
+    assert runs == [["--max_cpu_seconds", "150.0", "--resume_from_checkpoint", str(checkpoint)]]
     assert record["resumed"] and record["cpu_s"] >= 100.0  # the interrupted part's CPU time counts
-    assert not (tmp_path / "stage" / "partial_cpu.json").exists()
+    assert record["command"] == ["python", "recipes/toy.py", "--max_cpu_seconds", "250"]
 
 
-def test_an_interrupted_stage_leaves_no_record_and_keeps_its_cpu_time(compare, tmp_path):
-    def crash(argv):
-        (tmp_path / "stage").mkdir(exist_ok=True)
-        raise KeyboardInterrupt
+def test_each_checkpoint_records_the_time_spent_to_reach_it(compare, tmp_path, monkeypatch):
+    """A kill leaves no chance to save the time spent; each checkpoint carries it instead."""
 
-    stage = compare.Stage("toy", "recipes/toy.py", [], tmp_path / "stage", crash, resumable=True)
+    def train(argv):
+        for step in (25, 50):
+            checkpoint = tmp_path / "stage" / f"checkpoint-{step}"
+            checkpoint.mkdir(parents=True)
+            for name in ("trainer_state.json", "gail_state.json"):
+                (checkpoint / name).write_text("{}")
+            sum(i * i for i in range(200_000))  # some CPU time
+            time.sleep(0.3)
+        raise KeyboardInterrupt  # killed after the second checkpoint
+
+    monkeypatch.setattr(compare, "CHECKPOINT_POLL_S", 0.05)
+    stage = compare.Stage("toy", "recipes/toy.py", [], tmp_path / "stage", train, resumable=True)
     with pytest.raises(KeyboardInterrupt):
         compare.run_stage(stage, reuse=True)
     assert not (tmp_path / "stage" / compare.STAGE_FILE).exists()
-    assert "cpu_s" in json.loads((tmp_path / "stage" / "partial_cpu.json").read_text())
+    first, second = (compare.spent_until(tmp_path / "stage" / f"checkpoint-{n}") for n in (25, 50))
+    assert 0 < first["cpu_s"] < second["cpu_s"] and first["wall_s"] < second["wall_s"]
 
 
 def test_a_study_folder_from_another_version_is_refused(compare, tmp_path):
@@ -99,7 +112,7 @@ def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, ti
     ]  # fmt: skip
     study = compare.main(argv)
     run = json.loads((study / "run.json").read_text())
-    assert list(run["stages"]) == ["data", "sft", "textgail", "empathygail", "sft-equal-compute", "spin"]
+    assert list(run["stages"]) == ["data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin"]
     for name in ("results.json", "table.md", "study.json", "study.md", "run.md", "curves-empathygail.png"):
         assert (study / name).is_file(), name
     adapters = {p.name for p in (study / "adapters").iterdir()}
