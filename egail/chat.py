@@ -23,7 +23,7 @@ from typing import Any
 
 from egail.formatting import FittedState, decode_reply, fit_state
 from egail.generation import GenerationSettings, generate_replies, prompt_budget, stop_token_ids
-from egail.models import load_policy
+from egail.models import DEFAULT_CHATBOT, load_policy
 from egail.safety import CrisisGuard, GuardResult
 
 __all__ = ["FALLBACK_REPLY", "EmpatheticResponder", "GenerationSettings", "Reply", "main"]
@@ -73,7 +73,7 @@ class EmpatheticResponder:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | Path,
+        name_or_path: str | Path = DEFAULT_CHATBOT,
         *,
         settings: GenerationSettings | None = None,
         guard: CrisisGuard | bool = True,
@@ -83,7 +83,8 @@ class EmpatheticResponder:
         **model_kwargs: Any,
     ) -> EmpatheticResponder:
         """Load an embedded model name, a local folder, a Hub id, or a LoRA adapter (folder or Hub repo), with
-        `egail.models.load_policy`: the loader evaluation uses too."""
+        `egail.models.load_policy`: the loader evaluation uses too. With no name: egail's default chatbot
+        (`egail.models.DEFAULT_CHATBOT`, the study's best adapter, shipped inside the package)."""
         model, tokenizer = load_policy(name_or_path, device=device, **model_kwargs)
         return cls(model, tokenizer, settings=settings, guard=guard, system=system, max_turns=max_turns)
 
@@ -138,7 +139,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m egail.chat",
         description="Chat with an egail model in the terminal. A research demo, not therapy.",
     )
-    parser.add_argument("model", help="embedded name (smollm2-135m-instruct), local folder, Hub id or LoRA adapter")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        default=DEFAULT_CHATBOT,
+        help=f"embedded name, local folder, Hub id or LoRA adapter (default: {DEFAULT_CHATBOT}, shipped with egail)",
+    )
     GenerationSettings.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=None, help="re-seed before every reply (reproducible)")
     parser.add_argument("--max-turns", type=int, default=None, help="keep at most this many past turns")

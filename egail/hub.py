@@ -204,6 +204,9 @@ def build_model_card(
     tags: list[str] | None = None,
     paper: Mapping[str, str] | None = None,
     trainer_name: str = "GAIL",
+    method: str = "gail",
+    discriminator: bool | None = None,
+    tokenizer: bool = True,
 ) -> ModelCard:
     """The model card of a run, rendered from the template shipped with egail (``egail/templates/model_card.md``).
 
@@ -215,7 +218,9 @@ def build_model_card(
     when the default names no evaluated model the card has no ``model-index`` (a warning says why).
     ``training_args`` loses its credentials before anything is shown.
     ``paper`` is a TRL trainer's ``_paper`` (``title``, ``id``, ``citation``), by default ``GAILTrainer._paper``:
-    the card cites what the trainer cites, from that one place.
+    the card cites what the trainer cites, from that one place. ``method`` (``gail``, ``sft`` or ``spin``) says
+    how the model was trained; ``discriminator`` (default: for GAIL) and ``tokenizer`` say whether the repository
+    holds them.
     """
     if paper is None:
         from egail.trainer import GAILTrainer
@@ -274,6 +279,9 @@ def build_model_card(
         config_table=_config_table(config) if config else None,
         evaluation_table=evaluation_table.strip() if evaluation_table else None,
         trainer_name=trainer_name,
+        method=method,
+        discriminator=method == "gail" if discriminator is None else discriminator,
+        tokenizer=tokenizer,
         paper_title=paper.get("title", ""),
         paper_id=paper.get("id", ""),
         citation=paper.get("citation"),

