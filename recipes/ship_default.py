@@ -28,8 +28,9 @@ from egail.models import ADAPTER_CONFIG, ADAPTER_WEIGHTS, DEFAULT_CHATBOT, SMOLL
 
 REPO = Path(__file__).resolve().parent.parent
 LICENSE = "cc-by-nc-sa-4.0"
-#: The Hub ids of the corpora the study's models learned from (read from ``../shared/data/raw``, not downloaded).
-DATASETS = ["facebook/empathetic_dialogues", "li2017dailydialog/daily_dialog"]
+#: The Hub ids of the corpora the study's models learned from (read from ``../shared/data/raw``, not downloaded),
+#: with their licenses: shipped.json carries them, so the Space can show them offline.
+DATASETS = {"facebook/empathetic_dialogues": "cc-by-nc-4.0", "li2017dailydialog/daily_dialog": "cc-by-nc-sa-4.0"}
 TRAINED = ("sft", "sft-equal-compute", "textgail", "empathygail", "spin")
 #: How each model was trained: (the card's trainer name, its method).
 TRAINERS = {"sft": ("SFT", "sft"), "sft-equal-compute": ("SFT", "sft"), "textgail": ("GAIL", "gail"),
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> Path:
     card = build_model_card(
         staging,
         base_model=SMOLLM2,
-        datasets=DATASETS,
+        datasets=list(DATASETS),
         evaluation_table=table.read_text(encoding="utf-8") if table.is_file() else None,
         evaluation_results=results,
         evaluated_as=model if results and model in results.get("results", {}) else None,

@@ -77,20 +77,32 @@ def load_model_card(name: str) -> Any | None:
         return None
 
 
-def _dataset_license(dataset: str) -> str | None:
+def shipped_licenses(name: str) -> dict[str, str]:
+    """The dataset licenses a shipped model folder records (``shipped.json`` of egail's default chatbot), if any."""
+    import json
+
+    path = (default_chatbot_dir() if name == DEFAULT_CHATBOT else Path(name)) / "shipped.json"
+    try:
+        datasets = json.loads(path.read_text(encoding="utf-8")).get("datasets")
+    except (OSError, ValueError):
+        return {}
+    return dict(datasets) if isinstance(datasets, dict) else {}
+
+
+def _dataset_license(dataset: str, known: dict[str, str]) -> str | None:
     from huggingface_hub import DatasetCard
 
     try:
         license = DatasetCard.load(dataset).data.to_dict().get("license")
-    except Exception:  # noqa: BLE001 - a dataset without a readable card shows no license
-        return None
+    except Exception:  # noqa: BLE001 - a dataset without a readable card: the shipped record, or no license
+        return known.get(dataset)
     return ", ".join(license) if isinstance(license, list) else license
 
 
-def describe_model(name: str, card: Any | None) -> str:
-    """Markdown for the page: the model's id and card link, its training data with licenses, and the metrics of
-    the card's ``model-index`` (egail writes them from the study's results.json). Absent facts are said to be
-    absent, never filled in."""
+def describe_model(name: str, card: Any | None, known_licenses: dict[str, str] | None = None) -> str:
+    """Markdown for the page: the model's id and card link, its training data with licenses (the datasets' cards,
+    else ``known_licenses``), and the metrics of the card's ``model-index`` (egail writes them from the study's
+    results.json). Absent facts are said to be absent, never filled in."""
     on_hub = "/" in name and is_hub_id(name)  # a user/name repo id, not a folder or an embedded name: it gets links
     lines = [f"### The model: [`{name}`]({HUB}/{name})" if on_hub else f"### The model: `{name}`"]
     if card is None:
@@ -106,7 +118,7 @@ def describe_model(name: str, card: Any | None) -> str:
     if datasets:
         entries = []
         for dataset in datasets:
-            license = _dataset_license(dataset)
+            license = _dataset_license(dataset, known_licenses or {})
             entries.append(f"[`{dataset}`]({HUB}/datasets/{dataset})" + (f" ({license})" if license else ""))
         lines.append("**Training data:** " + ", ".join(entries))
     else:
@@ -250,7 +262,7 @@ def build_demo(
     with gr.Blocks(title="egail: empathetic chatbot (research demo)") as demo:
         gr.Markdown(NOTICE, elem_id="notice")
         if name is not None:
-            gr.Markdown(describe_model(name, load_model_card(name)), elem_id="model")
+            gr.Markdown(describe_model(name, load_model_card(name), shipped_licenses(name)), elem_id="model")
         with gr.Row():
             with gr.Column(scale=3):
                 emotion = gr.Label(num_top_classes=3, label="Closest emotion of your last message", render=False)

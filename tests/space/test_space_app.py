@@ -144,3 +144,13 @@ def test_page_shows_the_research_demo_notice(served_app):
     config = httpx.get(url + "config", timeout=30).json()
     text = str(config)
     assert "research demo, not therapy" in text and "988" in text
+
+
+def test_the_default_chatbot_page_shows_its_card_and_the_licenses_of_its_data(space_app):
+    """Offline (no dataset cards to read), the licenses come from the shipped record, not from typed text."""
+    name = DEFAULT_CHATBOT
+    page = space_app.describe_model(name, space_app.load_model_card(name), space_app.shipped_licenses(name))
+    assert f"`{name}`" in page and "license cc-by-nc-sa-4.0" in page
+    assert "`facebook/empathetic_dialogues`](" in page and "(cc-by-nc-4.0)" in page
+    assert "`li2017dailydialog/daily_dialog`](" in page and "(cc-by-nc-sa-4.0)" in page
+    assert space_app.shipped_licenses("/no/such/folder") == {}
