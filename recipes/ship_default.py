@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> Path:
         shutil.copy2(source / name, staging / name)
     results_file = args.study / "results.json"
     results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else None
+    if results is not None and model not in results.get("results", {}):
+        results = None  # the card's model-index holds this model's figures or none
     table = args.study / "study.md"
     card = build_model_card(
         staging,
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> Path:
         datasets=list(DATASETS),
         evaluation_table=table.read_text(encoding="utf-8") if table.is_file() else None,
         evaluation_results=results,
-        evaluated_as=model if results and model in results.get("results", {}) else None,
+        evaluated_as=model if results else None,
         license=LICENSE,
         repo_id=DEFAULT_CHATBOT,
         trainer_name=TRAINERS[model][0],
