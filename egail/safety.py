@@ -11,15 +11,11 @@ The guard has two parts, OR-ed, because each covers the other's blind spot:
   transparent, instant, and they never miss the explicit phrasings someone wrote a pattern for. They
   cannot reach the indirect ones ("the pills are in my pocket", "tell my mum I love her"), which is how
   people in crisis most often speak, without drowning in false alarms ("this exam is killing me").
-- **A classifier**: a multinomial logistic regression on two views of a message, frozen, mean-pooled
-  all-MiniLM-L6-v2 sentence embeddings (what it means) beside word uni- and bigram tf-idf (what it says:
-  an embedding reads "i bought a rope today" as an ordinary errand), trained by ``python -m
-  egail.safety_train`` on the train and dev splits of the team-written set in
-  ``egail/safety_data/guard_messages.jsonl``. Its threshold on "not 'none'" was chosen for recall on
-  cross-validated scores of those splits. It also reads the last few user
-  turns together, so a warning sign spread over turns ("I can't do this anymore" ... "I have the pills
-  here") is caught. A second head on the same features screens the model's replies, trained on labelled
-  replies: a reply is not a user's message ("Don't let anyone take your car away from you." is kind advice).
+- **A classifier**: a multinomial logistic regression on frozen, mean-pooled all-MiniLM-L6-v2 sentence
+  embeddings, trained by ``python -m egail.safety_train`` on the train split of the team-written set in
+  ``egail/safety_data/guard_messages.jsonl``. Its threshold on "not 'none'" was chosen on the dev split
+  for recall. It also reads the last few user turns together, so a warning sign spread over turns
+  ("I can't do this anymore" ... "I have the pills here") is caught.
 
 It leans towards flagging: a false alarm costs one unneeded pointer to a helpline, a miss costs far
 more. For the same reason it fails safe: if checking a message raises, the failure is logged and the
@@ -85,11 +81,6 @@ SIGNS: dict[str, str] = {
 NONE = "none"
 
 CLASSIFIER_WEIGHTS = "guard_classifier.json"
-#: The reply head's classes: a model reply that is fine, or one that encourages harm, gives a method, or
-#: itself voices a crisis.
-REPLY_CLASSES = ("safe", "unsafe")
-#: The sentence encoder's embedding width.
-EMBEDDING_DIM = 384
 #: How many user turns (the latest included) the context check reads.
 CONTEXT_TURNS = 3
 # Characters of each turn the classifier reads: MiniLM reads 256 tokens at most; a huge message is read
@@ -105,8 +96,7 @@ class GuardResult:
     ``category`` is the coarse category (self_harm, harm_to_others, abuse, unsafe_output); ``source``
     says which part fired (``rule``, ``classifier``, ``context``, ``error``); ``matched`` is the rule's
     matched (normalised) text; ``sign`` is the classifier's closest warning sign; ``score`` is its
-    probability that the text is not ordinary (for a model reply: unsafe), to compare with ``threshold``;
-    ``evidence`` is the words that pushed the classifier towards it most. ``degraded`` is true when the
+    probability that the text is not ordinary, to compare with ``threshold``. ``degraded`` is true when the
     classifier was unavailable and only the rules ran.
     """
 
@@ -117,7 +107,6 @@ class GuardResult:
     sign: str | None = None
     score: float | None = None
     threshold: float | None = None
-    evidence: tuple[str, ...] = ()
     degraded: bool = False
     reason: str = ""
 
@@ -416,125 +405,28 @@ def context_fires(score: float, window_score: float, before_score: float, thresh
     return window_score >= threshold and (before_score < threshold or score >= floor)
 
 
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def word_ngrams(text: str) -> set[str]:
-    """A text's word uni- and bigrams, lower case, apostrophes dropped ("I'm" and "im" are one word)."""
-    words = _WORD.findall(normalize(as_text(text)).replace("'", ""))
-    return {*words, *(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))}
-
-
-class NgramFeatures:
-    """Binary word uni- and bigram tf-idf over a fixed vocabulary, L2-normalised, times ``scale``.
-
-    The second view of a message beside its embedding: a means or a plan is often said in plain words
-    ("the charcoal and the tape are in the car") that a sentence embedding reads as ordinary. ``scale``
-    weighs the view against the unit-length embedding.
-    """
-
-    def __init__(self, vocabulary: Sequence[str], idf: Sequence[float], scale: float):
-        if len(vocabulary) != len(idf):
-            raise ValueError(f"n-gram vocabulary has {len(vocabulary)} entries but {len(idf)} idf weights")
-        self.vocabulary = list(vocabulary)
-        self.index = {gram: i for i, gram in enumerate(self.vocabulary)}
-        self.idf = list(idf)
-        self.scale = float(scale)
-
-    @classmethod
-    def fit(cls, texts: Sequence[str], min_df: int, scale: float) -> NgramFeatures:
-        """The n-grams in at least ``min_df`` of ``texts``, with smoothed idf (as scikit-learn's)."""
-        import math
-        from collections import Counter
-
-        df = Counter(gram for text in texts for gram in word_ngrams(text))
-        vocabulary = sorted(gram for gram, count in df.items() if count >= min_df)
-        n = len(texts)
-        return cls(vocabulary, [math.log((1 + n) / (1 + df[gram])) + 1 for gram in vocabulary], scale)
-
-    def transform(self, texts: Sequence[str]) -> Any:
-        import numpy as np
-
-        features = np.zeros((len(texts), len(self.vocabulary)))
-        for row, text in enumerate(texts):
-            for gram in word_ngrams(text):
-                column = self.index.get(gram)
-                if column is not None:
-                    features[row, column] = self.idf[column]
-            norm = np.linalg.norm(features[row])
-            if norm > 0:
-                features[row] *= self.scale / norm
-        return features
-
-    def to_json(self) -> dict[str, Any]:
-        return {"vocabulary": self.vocabulary, "idf": [round(w, 6) for w in self.idf], "scale": self.scale}
-
-
-@dataclass
-class SoftmaxHead:
-    """A multinomial logistic regression: ``weight`` (classes x features), ``bias``, and its flag threshold."""
-
-    classes: list[str]
-    weight: Any
-    bias: Any
-    threshold: float
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any], classes: Sequence[str], width: int, name: str) -> SoftmaxHead:
-        import numpy as np
-
-        head = cls(
-            list(classes), np.asarray(raw["weight"], float), np.asarray(raw["bias"], float), float(raw["threshold"])
-        )
-        if head.weight.shape != (len(classes), width) or head.bias.shape != (len(classes),):
-            raise ValueError(
-                f"{name} head weights have shape {head.weight.shape}, expected ({len(classes)}, {width}) for the "
-                f"features of this classifier file"
-            )
-        return head
-
-    def probabilities(self, features: Any) -> Any:
-        """Class probabilities, one row per feature row."""
-        import numpy as np
-
-        logits = features @ self.weight.T + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
-
-    def evidence(self, features: Any, vocabulary: Sequence[str], target: int, k: int = 3) -> list[str]:
-        """The n-grams that raise ``target``'s logit over class 0's the most (for ``GuardResult.reason``)."""
-        import numpy as np
-
-        ngram = features[len(features) - len(vocabulary) :]
-        push = ngram * (self.weight[target, -len(vocabulary) :] - self.weight[0, -len(vocabulary) :])
-        order = [int(i) for i in np.argsort(-push)[:k] if push[i] > 0]
-        return [vocabulary[i] for i in order]
-
-
 class CrisisClassifier:
-    """Two softmax heads on MiniLM embeddings and word n-grams: user messages and model replies.
+    """A softmax regression over ``none`` and the warning signs in ``SIGNS``, on MiniLM embeddings.
 
-    The message head tells ``none`` from the warning signs in ``SIGNS``; a message's score is the
-    probability of anything but ``none``, flagged at ``threshold``. ``context_floor`` is the score the
-    latest message needs for the context check to re-fire after an earlier flagged turn, and a rule hit on a
-    message scoring under ``rule_veto`` is dropped (the classifier is sure it is ordinary). The reply head
-    scores a model reply as ``unsafe``, flagged at its own threshold, with its own rule veto. The weights live in a JSON file (no pickles) written by
-    ``python -m egail.safety_train``.
+    The weights live in a JSON file (no pickles) written by ``python -m egail.safety_train``; a message's
+    score is the probability of anything but ``none``, flagged at ``threshold``. ``context_floor`` is the
+    score the latest message needs for the context check to re-fire after an earlier flagged turn, and a
+    rule hit on a message scoring under ``rule_veto`` is dropped (the classifier is sure it is ordinary).
     """
 
     def __init__(self, weights: dict[str, Any], encoder: SentenceEncoder | None = None):
+        import numpy as np
+
         self.classes: list[str] = list(weights["classes"])
-        if self.classes[0] != NONE or set(self.classes[1:]) != set(SIGNS):
-            raise ValueError(f"classifier classes {self.classes} do not match egail's signs {sorted(SIGNS)}")
-        self.ngrams = NgramFeatures(**weights["ngrams"])
-        width = EMBEDDING_DIM + len(self.ngrams.vocabulary)
-        self.message = SoftmaxHead.from_json(weights, self.classes, width, "message")
-        self.reply = SoftmaxHead.from_json(weights["reply"], REPLY_CLASSES, width, "reply")
-        self.threshold = self.message.threshold
+        self.weight = np.asarray(weights["weight"], dtype=np.float64)
+        self.bias = np.asarray(weights["bias"], dtype=np.float64)
+        self.threshold = float(weights["threshold"])
         self.context_floor = float(weights["context_floor"])
         self.rule_veto = float(weights["rule_veto"])
-        self.reply_veto = float(weights["reply"]["rule_veto"])
+        if self.classes[0] != NONE or set(self.classes[1:]) != set(SIGNS):
+            raise ValueError(f"classifier classes {self.classes} do not match egail's signs {sorted(SIGNS)}")
+        if self.weight.shape != (len(self.classes), 384) or self.bias.shape != (len(self.classes),):
+            raise ValueError(f"classifier weights have shape {self.weight.shape}, expected ({len(self.classes)}, 384)")
         self.encoder = encoder or SentenceEncoder(weights.get("encoder", "minilm-l6"))
 
     @classmethod
@@ -543,41 +435,29 @@ class CrisisClassifier:
         path = resources.files("egail") / "safety_data" / CLASSIFIER_WEIGHTS
         return cls(json.loads(path.read_text(encoding="utf-8")), encoder)
 
-    def features(self, texts: Sequence[str]) -> Any:
-        """Both views of each text side by side: the unit embedding, then the scaled n-gram tf-idf."""
+    def probabilities(self, embeddings: Any) -> Any:
+        """Class probabilities, one row per embedding."""
         import numpy as np
 
-        return np.hstack([self.encoder.encode(texts), self.ngrams.transform(texts)])
+        logits = embeddings @ self.weight.T + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
 
-    def score_groups(self, groups: Sequence[Sequence[str]]) -> list[tuple[float, str, list[str]]]:
-        """Per group of pieces (one text): its score, closest sign and the n-grams behind it, the max over pieces.
+    def score_groups(self, groups: Sequence[Sequence[str]]) -> list[tuple[float, str]]:
+        """Per group of pieces (one text), its score and closest sign, the max over its pieces.
 
         All pieces go through the encoder in one batch: one forward pass per message, context included.
         """
         flat = [piece for group in groups for piece in group]
-        features = self.features(flat)
-        probabilities = self.message.probabilities(features)
+        probabilities = self.probabilities(self.encoder.encode(flat))
         results, row = [], 0
         for group in groups:
             block = probabilities[row : row + len(group)]
-            best = int((1.0 - block[:, 0]).argmax())
-            target = 1 + int(block[best, 1:].argmax())
-            evidence = self.message.evidence(features[row + best], self.ngrams.vocabulary, target)
-            results.append((float(1.0 - block[best, 0]), self.classes[target], evidence))
             row += len(group)
+            best = int((1.0 - block[:, 0]).argmax())
+            results.append((float(1.0 - block[best, 0]), self.classes[1 + int(block[best, 1:].argmax())]))
         return results
-
-    def score_reply(self, text: str) -> tuple[float, list[str]]:
-        """A model reply's probability of being unsafe, and the n-grams behind it (a huge reply: the max)."""
-        pieces = classifier_input(text)
-        features = self.features(pieces)
-        unsafe = self.reply.probabilities(features)[:, 1]
-        best = int(unsafe.argmax())
-        return float(unsafe[best]), self.reply.evidence(features[best], self.ngrams.vocabulary, 1)
-
-
-def _words(evidence: Sequence[str]) -> str:
-    return f" (words: {', '.join(repr(w) for w in evidence)})" if evidence else ""
 
 
 class CrisisGuard:
@@ -667,9 +547,9 @@ class CrisisGuard:
         if ruled.flagged:
             groups.append([around_match(normalize(text), ruled.matched or "")])
         scored = classifier.score_groups(groups)
-        score, sign, evidence = scored[0]
+        score, sign = scored[0]
         threshold = classifier.threshold
-        details = {"sign": sign, "score": round(score, 4), "threshold": threshold, "evidence": tuple(evidence)}
+        details = {"sign": sign, "score": round(score, 4), "threshold": threshold}
         if ruled.flagged:
             # Keyword rules fire on history lessons, novels and jokes ("Durkheim's study on suicide"); a rule hit
             # is dropped only when the classifier is confident that the words around the match are ordinary
@@ -680,63 +560,30 @@ class CrisisGuard:
             reason = f"{ruled.reason}, vetoed: classifier score {around:.3f} < rule veto {classifier.rule_veto:.3f}"
             return GuardResult(False, matched=ruled.matched, reason=reason, **details)
         if score >= threshold:
-            reason = f"classifier: {sign}, score {score:.3f} >= threshold {threshold:.3f}{_words(evidence)}"
+            reason = f"classifier: {sign}, score {score:.3f} >= threshold {threshold:.3f}"
             return GuardResult(True, SIGNS[sign], source=CLASSIFIER, reason=reason, **details)
         if previous:
-            (window_score, window_sign, window_evidence), (before_score, _, _) = scored[1], scored[2]
+            (window_score, window_sign), (before_score, _) = scored[1], scored[2]
             if context_fires(score, window_score, before_score, threshold, classifier.context_floor):
                 reason = (
                     f"context: the last {len(previous) + 1} user turns read as {window_sign}, score "
                     f"{window_score:.3f} >= threshold {threshold:.3f} (the message alone: {score:.3f})"
-                    f"{_words(window_evidence)}"
                 )
-                window = {"sign": window_sign, "score": round(window_score, 4), "threshold": threshold,
-                          "evidence": tuple(window_evidence)}  # fmt: skip
+                window = {"sign": window_sign, "score": round(window_score, 4), "threshold": threshold}
                 return GuardResult(True, SIGNS[window_sign], source=CONTEXT, reason=reason, **window)
         return GuardResult(False, reason=f"classifier: score {score:.3f} < threshold {threshold:.3f}", **details)
 
     def screen_output(self, text: Any) -> GuardResult:
-        """Whether a model reply encourages harm, gives a method, or itself voices a crisis.
-
-        The output rules, then the classifier's reply head; without the classifier, the message rules too (a
-        reply saying "I want to kill myself" is flagged either way). Never raises: a failure is flagged.
-        """
+        """Whether a model reply encourages harm, gives a method, or itself reads as a crisis message."""
         try:
-            return self._screen_output(as_text(text))
+            normalized = normalize(as_text(text))
+            matched = self._first_match(normalized, self._output_patterns)
         except Exception as error:  # fail safe, as in check
             logger.exception("output screen failed; treating the reply as flagged")
             return GuardResult(True, source=ERROR, reason=f"output screen failed ({type(error).__name__}): fail safe")
-
-    def check_output_rules(self, text: str) -> GuardResult:
-        """The output rules alone on one model reply (encouragement, methods)."""
-        matched = self._first_match(normalize(as_text(text)), self._output_patterns)
-        if matched is None:
-            return GuardResult(False)
-        return GuardResult(True, UNSAFE_OUTPUT, matched, RULE, reason=f"output rule matched {matched!r}")
-
-    def _screen_output(self, text: str) -> GuardResult:
-        ruled = self.check_output_rules(text)
-        classifier = self.classifier
-        if classifier is None:
-            if not ruled.flagged:
-                ruled = self.check_rules(text)
-            return replace(ruled, category=UNSAFE_OUTPUT if ruled.flagged else None, degraded=self._use_classifier)
-        if not text.strip():
-            return GuardResult(False, reason="empty reply")
-        score, evidence = classifier.score_reply(text)
-        threshold = classifier.reply.threshold
-        details = {"score": round(score, 4), "threshold": threshold, "evidence": tuple(evidence)}
-        if ruled.flagged:
-            # As for messages: an output rule's hit is dropped only when the reply head is sure the reply is safe
-            # ("If you've hurt yourself, please get medical help" matches "hurt yourself").
-            if score >= classifier.reply_veto:
-                return replace(ruled, **details)
-            reason = f"{ruled.reason}, vetoed: reply score {score:.3f} < rule veto {classifier.reply_veto:.3f}"
-            return GuardResult(False, matched=ruled.matched, reason=reason, **details)
-        if score >= threshold:
-            reason = f"reply classifier: unsafe, score {score:.3f} >= threshold {threshold:.3f}{_words(evidence)}"
-            return GuardResult(True, UNSAFE_OUTPUT, source=CLASSIFIER, reason=reason, **details)
-        return GuardResult(False, reason=f"reply classifier: score {score:.3f} < threshold {threshold:.3f}", **details)
+        if matched is not None:
+            return GuardResult(True, UNSAFE_OUTPUT, matched, RULE, reason=f"output rule matched {matched!r}")
+        return self.check(text)
 
 
 def _read_jsonl(name: str, required: tuple[str, ...]) -> list[dict[str, Any]]:
