@@ -65,11 +65,16 @@ def default_model() -> str:
     return os.environ.get("EGAIL_MODEL") or DEFAULT_CHATBOT
 
 
+def model_folder(name: str) -> Path:
+    """Where a model's files would lie on this machine: the packaged default chatbot's folder, or ``name`` itself."""
+    return default_chatbot_dir() if name == DEFAULT_CHATBOT else Path(name)
+
+
 def load_model_card(name: str) -> Any | None:
     """The model card of a local run folder or a Hub repo, or None when there is none (or no network)."""
     from huggingface_hub import ModelCard
 
-    local = (default_chatbot_dir() if name == DEFAULT_CHATBOT else Path(name)) / "README.md"
+    local = model_folder(name) / "README.md"
     try:
         return ModelCard.load(local) if local.is_file() else ModelCard.load(name)
     except Exception as error:  # noqa: BLE001 - the page then says that nothing was published
@@ -81,7 +86,7 @@ def shipped_licenses(name: str) -> dict[str, str]:
     """The dataset licenses a shipped model folder records (``shipped.json`` of egail's default chatbot), if any."""
     import json
 
-    path = (default_chatbot_dir() if name == DEFAULT_CHATBOT else Path(name)) / "shipped.json"
+    path = model_folder(name) / "shipped.json"
     try:
         datasets = json.loads(path.read_text(encoding="utf-8")).get("datasets")
     except (OSError, ValueError):
