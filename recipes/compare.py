@@ -15,7 +15,11 @@ Stages, in order (each a recipe command, run in this process and timed in CPU se
 5. ``textgail``: GAIL from the SFT adapter with the TextGAIL YAML config, the same budget as ``empathygail``;
 6. ``spin``: one SPIN iteration (TRL ``DPOTrainer``: expert response chosen, the SFT model's sample rejected);
 7. ``evaluation``: every model on the same test rows (``egail.evaluation``), then bootstrap intervals and the
-   realism probe (``egail.evaluation.study``), the GAIL learning curves, and the adapters copied into the study.
+   realism probe (``egail.evaluation.study``), and the GAIL learning curves. Each model is evaluated once and
+   kept (``--work-dir``/evaluation/models/<model>/); a rerun evaluates only models trained since.
+
+``--skip STAGE`` leaves a training stage out of this run: the evaluation then covers the models that are trained,
+so the key comparison can be read before the rest of the study has run.
 
 A stage's folder gets ``stage.json`` last, when the stage has finished; each trained adapter (with its
 ``stage.json``, curves, and for SFT the checkpoint the control resumes) is archived in ``--study``/adapters, from
@@ -49,6 +53,9 @@ GAIL_VARIANTS = ("textgail", "empathygail")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 ARCHIVED = ("sft", *GAIL_VARIANTS, "sft-equal-compute", "spin")
 MAX_ADAPTER_MB = 10.5
+STAGE_NAMES = ("data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin", "evaluation")  # key pair first
+SKIPPABLE = ("textgail", "spin")  # the stages nothing else builds on
+PART_FILE = "part.json"
 #: Prompt tokens of a state in every stage (SFT, GAIL, SPIN): history beyond it is cut oldest-first (fit_state).
 MAX_PROMPT_LENGTH = 256
 
@@ -76,6 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--max-new-tokens", type=int, default=48)
     add("--reuse", action="store_true", help="skip stages whose stage.json records the same command")
     add("--until", help="stop after this stage (the study can run in parts)")
+    add("--skip", action="append", default=[], choices=SKIPPABLE, metavar="STAGE",
+        help=f"leave this training stage out of this run (one of {', '.join(SKIPPABLE)}; repeatable)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -320,24 +329,55 @@ def build_stages(args: argparse.Namespace, work: Path, records: dict[str, dict])
     return stages
 
 
-def trained_models(args: argparse.Namespace, work: Path) -> dict[str, str]:
-    return {"base": args.model, "sft": str(work / "sft"), "sft-equal-compute": str(work / "sft-equal-compute"),
-            **{v: str(work / v) for v in GAIL_VARIANTS}, "spin": str(work / "spin")}  # fmt: skip
+def trained_models(args: argparse.Namespace, work: Path, records: dict[str, dict]) -> dict[str, str]:
+    """The models to evaluate: the base and every trained model whose stage has run (in the study's order)."""
+    models = {"base": args.model, "sft": str(work / "sft"), "sft-equal-compute": str(work / "sft-equal-compute"),
+              **{v: str(work / v) for v in GAIL_VARIANTS}, "spin": str(work / "spin")}  # fmt: skip
+    return {name: path for name, path in models.items() if name == "base" or name in records}
 
 
-def evaluate(args: argparse.Namespace, work: Path, study: Path) -> None:
-    """Every model on the same test rows, then intervals, realism and curves; the adapters into the study."""
-    from egail.evaluation import EvaluationSettings, GenerationSettings, evaluate_models
+def evaluate_once(name: str, path: str, trained: str | None, data: Path, settings, out: Path, reuse: bool):
+    """``name``'s evaluation report and the CPU seconds it took, kept in ``out``: reused when the same model (its
+    stage's finish time) was evaluated on the same data with the same settings (``part.json``, written last)."""
+    from egail.evaluation import EvaluationReport, evaluate_models
+
+    evaluated = {"model": path, "trained": trained, "data": str(data), "settings": settings.to_dict()}
+    if reuse and (out / PART_FILE).is_file():
+        part = json.loads((out / PART_FILE).read_text())
+        if part["evaluated"] == evaluated:
+            print(f"[study] evaluation of {name}: reused ({part['cpu_s']:.0f} CPU s when it ran)", flush=True)
+            return EvaluationReport.load(out), part["cpu_s"]
+    if out.exists():
+        shutil.rmtree(out)
+    print(f"[study] evaluation of {name}", flush=True)
+    started_cpu = time.process_time()
+    report = evaluate_models({name: path}, str(data), settings)
+    report.write(out)
+    cpu_s = round(time.process_time() - started_cpu, 1)
+    (out / PART_FILE).write_text(json.dumps({"evaluated": evaluated, "cpu_s": cpu_s}, indent=2))
+    return report, cpu_s
+
+
+def evaluate(args: argparse.Namespace, work: Path, study: Path, records: dict[str, dict]) -> dict:
+    """Every trained model on the same test rows, then intervals, realism and curves; returns the stage's record."""
+    from egail.evaluation import EvaluationReport, EvaluationSettings, GenerationSettings
     from egail.evaluation.study import score_study, write_study
     from egail.evaluation.trajectories import BUCKETS
 
-    models = trained_models(args, work)
+    models = trained_models(args, work, records)
+    discriminator = work / "empathygail" / "discriminator"  # ~90 MB: it stays in the work dir, never archived
+    if not (discriminator / "config.json").is_file():
+        print(f"[study] {discriminator} is not here (a fresh work dir): the models are evaluated without "
+              f"discriminator scores", flush=True)  # fmt: skip
     settings = EvaluationSettings(
         split="test", max_samples=args.eval_samples, history_max_turns=2, seeds=tuple(args.eval_seeds),
-        discriminator=str(work / "empathygail" / "discriminator"),
+        discriminator=str(discriminator) if (discriminator / "config.json").is_file() else None,
         generation=GenerationSettings(max_new_tokens=args.max_new_tokens),
     )  # fmt: skip
-    report = evaluate_models(models, str(work / "data"), settings)
+    parts = {name: evaluate_once(name, path, records.get(name, {}).get("finished"), work / "data", settings,
+                                 work / "evaluation" / "models" / name, args.reuse) for name, path in models.items()}  # fmt: skip
+    started_cpu = time.process_time()  # the scoring below; each model's evaluation is counted in its part
+    report = EvaluationReport.combine([part for part, _ in parts.values()])
     counts = {bucket: stat.n for bucket, stat in report.results["base"]["perplexity"].items()}
     if min(counts[b] for b in BUCKETS) < args.min_bucket_rows:
         raise ValueError(f"the evaluated rows per bucket are {counts}: each of 1 / 2 / 3+ turns needs "
@@ -346,17 +386,25 @@ def evaluate(args: argparse.Namespace, work: Path, study: Path) -> None:
     for name in ("results.json", "table.md", "perplexity.png", "bleu.png"):
         if (work / "evaluation" / name).is_file():
             shutil.copy(work / "evaluation" / name, study / name)
-    write_study(score_study(work / "evaluation", baseline="sft-equal-compute"), study)  # intervals, realism AUC
-    for variant in GAIL_VARIANTS:  # the learning evidence: D(expert) vs D(sample), reward, length, KL
+    baseline = "sft-equal-compute" if "sft-equal-compute" in models else "sft"
+    write_study(score_study(work / "evaluation", baseline=baseline), study)  # intervals, realism AUC
+    for variant in (v for v in GAIL_VARIANTS if v in models):  # the learning evidence: D(expert) vs D(sample)...
         for name, target in (
             ("training_curves.png", f"curves-{variant}.png"),
             ("log_history.json", f"log-{variant}.json"),
         ):
             shutil.copy(work / variant / name, study / target)
     (study / "rows.json").write_text(json.dumps(counts, indent=2))
+    evaluated = sum(cpu_s for _, cpu_s in parts.values())  # each model's once, in whichever run evaluated it
+    return {"cpu_s": round(evaluated + time.process_time() - started_cpu, 1),
+            "models": {name: cpu_s for name, (_, cpu_s) in parts.items()},
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
 
 
-def write_run_md(args: argparse.Namespace, study: Path, stages: list[Stage], records: dict[str, dict], argv) -> None:
+def write_run_md(
+    args: argparse.Namespace, study: Path, stages: list[Stage], records: dict[str, dict], argv,
+    evaluation: dict | None = None,
+) -> None:  # fmt: skip
     import torch
     import transformers
     import trl
@@ -370,11 +418,18 @@ def write_run_md(args: argparse.Namespace, study: Path, stages: list[Stage], rec
     lines += [f"| {n} | {r['cpu_s']} | {r['wall_s']} | {r.get('resumed', False)} | {r['finished']} |"
               for n, r in records.items()]  # fmt: skip
     lines += [f"- **{n}**: {r['note']}" for n, r in records.items() if r.get("note")]
+    if evaluation is not None:
+        per_model = ", ".join(f"{name} {cpu_s:.0f}" for name, cpu_s in evaluation["models"].items())
+        lines += ["", f"Evaluation: {evaluation['cpu_s']:.0f} CPU s in all (per model, CPU s: {per_model}), "
+                      f"finished {evaluation['finished']}; not counted in the training total above."]  # fmt: skip
+    skipped = [name for name in args.skip if name not in records]
+    if skipped:
+        lines += ["", f"Not run yet (`--skip`): {', '.join(skipped)}; the evaluation covers the models above."]
     lines += ["", "Each stage's command (compare.py runs them in one process):", "", "```bash"]
     lines += [shlex.join(s.command).replace(f"{REPO}/", "") for s in stages if s.name in records]
     lines += ["```", "", f"This study: `python recipes/compare.py {shlex.join(argv or sys.argv[1:])}`", ""]
     (study / "run.md").write_text("\n".join(lines))
-    run = {"egail": __version__, "args": vars(args), "stages": records}
+    run = {"egail": __version__, "args": vars(args), "stages": records, "evaluation": evaluation}
     (study / "run.json").write_text(json.dumps(run, indent=2))
 
 
@@ -384,12 +439,14 @@ def main(argv: list[str] | None = None) -> Path:
     check_study_folder(study)
     study.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    names = ["data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin", "evaluation"]  # the key pair first
-    if args.until is not None and args.until not in names:
-        raise ValueError(f"--until must be one of {', '.join(names)}, got {args.until!r}")
+    if args.until is not None and args.until not in STAGE_NAMES:
+        raise ValueError(f"--until must be one of {', '.join(STAGE_NAMES)}, got {args.until!r}")
     records: dict[str, dict] = {}
     stages = build_stages(args, work, records)
-    for name in names[:-1]:
+    for name in STAGE_NAMES[:-1]:
+        if name in args.skip:
+            print(f"[study] {name}: skipped in this run (--skip)", flush=True)
+            continue
         stage = next(s for s in build_stages(args, work, records) if s.name == name)  # budgets of finished stages
         if args.reuse:
             restore_stage(stage, study)
@@ -399,8 +456,8 @@ def main(argv: list[str] | None = None) -> Path:
         write_run_md(args, study, stages, records, argv)
         if name == args.until:
             return study
-    evaluate(args, work, study)
-    write_run_md(args, study, build_stages(args, work, records), records, argv)
+    evaluation = evaluate(args, work, study, records)
+    write_run_md(args, study, build_stages(args, work, records), records, argv, evaluation)
     return study
 
 

@@ -1,7 +1,9 @@
 """The evaluation's results and their files: results.json, table.md, perplexity.png, bleu.png, examples.md.
 
 ``EvaluationReport`` holds every figure as plain data, so it round-trips through results.json
-(``EvaluationReport.from_json``) and the table, plots and examples can be redrawn without re-evaluating.
+(``EvaluationReport.from_json``, or ``load`` for a whole folder with its per-row responses) and the table,
+plots and examples can be redrawn without re-evaluating. ``combine`` joins the reports of models evaluated
+one at a time on the same rows, so a study can evaluate each model once, as soon as it is trained.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from egail.evaluation.trajectories import ALL, BUCKET_LABELS, BUCKETS
+from egail.evaluation.trajectories import ALL, BUCKET_LABELS, BUCKETS, EvaluationInputError
 
 COLUMNS = (*BUCKETS, ALL)
 TABLE_2_METRICS = ("perplexity", "perplexity_word", "bleu")
@@ -147,6 +149,58 @@ class EvaluationReport:
             reference={k: {b: Stat.from_dict(s) for b, s in v.items()} for k, v in data["reference"].items()},
             examples=data["examples"],
             extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    @classmethod
+    def load(cls, folder: str | Path) -> EvaluationReport:
+        """Reload a folder written by `write`: results.json and its per-row responses (responses.jsonl)."""
+        folder = Path(folder)
+        report = cls.from_json(folder / "results.json")
+        with (folder / "responses.jsonl").open() as handle:
+            report.rows = [json.loads(line) for line in handle if line.strip()]
+        return report
+
+    @classmethod
+    def combine(cls, reports: Sequence[EvaluationReport]) -> EvaluationReport:
+        """One report of the models of ``reports``, each evaluated on the same rows with the same settings.
+
+        Raises `EvaluationInputError` naming what differs (dataset, settings, rows, or a model in two reports):
+        figures measured on other rows or settings are not comparable, so they are never put in one table.
+        """
+        if not reports:
+            raise EvaluationInputError("no evaluation reports to combine.")
+        first = reports[0]
+        keys = [[(r["row"], r["reference"]) for r in report.rows] for report in reports]
+        for report, rows in zip(reports[1:], keys[1:], strict=True):
+            label = ", ".join(report.results)
+            for what, mine, theirs in (("dataset", report.dataset, first.dataset),
+                                       ("settings", report.settings, first.settings), ("rows", rows, keys[0])):  # fmt: skip
+                if mine != theirs:
+                    raise EvaluationInputError(
+                        f"cannot combine the evaluation of {label} with that of {', '.join(first.results)}: "
+                        f"their {what} differ."
+                    )
+        names = [name for report in reports for name in report.results]
+        if len(set(names)) < len(names):
+            raise EvaluationInputError(f"a model is in more than one of the reports to combine: {names}.")
+        rows = [{**row, "responses": {}, "nll": {}} for row in first.rows]
+        examples = [{**example, "responses": {}} for example in first.examples]
+        for report in reports:
+            for row, theirs in zip(rows, report.rows, strict=True):
+                row["responses"].update(theirs["responses"])
+                row["nll"].update(theirs["nll"])
+            for example, theirs in zip(examples, report.examples, strict=True):
+                example["responses"].update(theirs["responses"])
+        extra = {**first.extra, "total_s": sum(report.extra.get("total_s", 0.0) for report in reports)}
+        return cls(
+            dataset=first.dataset,
+            settings=first.settings,
+            models={name: info for report in reports for name, info in report.models.items()},
+            results={name: figures for report in reports for name, figures in report.results.items()},
+            reference=first.reference,
+            examples=examples,
+            rows=rows,
+            extra=extra,
         )
 
     def _has(self, metric: str) -> bool:

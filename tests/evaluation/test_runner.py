@@ -33,17 +33,22 @@ def tiny_lm_twin(tmp_path_factory, tiny_lm_path) -> str:
 def report(
     tiny_lm_path, tiny_lm_twin, tiny_discriminator_path, toy_emotion_classifier, small_split
 ) -> EvaluationReport:
-    split = small_split
-    settings = EvaluationSettings(
+    settings = _settings(tiny_discriminator_path, toy_emotion_classifier)
+    return evaluate_models(
+        {"tiny": tiny_lm_path, "twin": tiny_lm_twin}, small_split, settings, dataset_name="hand-built"
+    )
+
+
+def _settings(discriminator: str, emotion_classifier) -> EvaluationSettings:
+    return EvaluationSettings(
         generation=FAST,
         seeds=(0, 1),
         batch_size=8,
-        emotion_classifier=toy_emotion_classifier,
-        discriminator=tiny_discriminator_path,
+        emotion_classifier=emotion_classifier,
+        discriminator=discriminator,
         n_examples=3,
         device="cpu",
     )
-    return evaluate_models({"tiny": tiny_lm_path, "twin": tiny_lm_twin}, split, settings, dataset_name="hand-built")
 
 
 def test_every_figure_for_every_model_and_bucket(report):
@@ -125,6 +130,40 @@ def test_report_files(report, tmp_path):
     reloaded = EvaluationReport.from_json(paths["json"])
     assert reloaded.value("twin", "bleu", "2") == pytest.approx(report.value("twin", "bleu", "2"))
     assert reloaded.table_markdown() == table
+
+
+def test_models_evaluated_one_at_a_time_combine_into_the_report_of_both(
+    report, tiny_lm_path, tiny_lm_twin, tiny_discriminator_path, toy_emotion_classifier, small_split, tmp_path
+):
+    """A study evaluates each model once, when it is trained: the combined reports equal one joint evaluation."""
+    import dataclasses
+
+    settings = _settings(tiny_discriminator_path, toy_emotion_classifier)
+    alone = [evaluate_models({name: path}, small_split, settings, dataset_name="hand-built")
+             for name, path in (("tiny", tiny_lm_path), ("twin", tiny_lm_twin))]  # fmt: skip
+    alone[1].write(tmp_path / "twin")
+    combined = EvaluationReport.combine([alone[0], EvaluationReport.load(tmp_path / "twin")])
+    assert list(combined.results) == ["tiny", "twin"]
+    for model in ("tiny", "twin"):
+        for metric, by_bucket in report.results[model].items():
+            for bucket, stat in by_bucket.items():
+                assert combined.results[model][metric][bucket].mean == pytest.approx(stat.mean), (model, metric)
+    assert [row["responses"] for row in combined.rows] == [row["responses"] for row in report.rows]
+    for mine, joint in zip(combined.rows, report.rows, strict=True):
+        assert {m: v["nll"] for m, v in mine["nll"].items()} == pytest.approx(
+            {m: v["nll"] for m, v in joint["nll"].items()}
+        )
+    assert combined.examples == report.examples
+    assert combined.table_markdown().count("| twin |") == report.table_markdown().count("| twin |")
+
+    with pytest.raises(EvaluationInputError, match="more than one"):
+        EvaluationReport.combine([alone[0], alone[0]])
+    other = dataclasses.replace(alone[1], settings={**alone[1].settings, "seeds": [5]})
+    with pytest.raises(EvaluationInputError, match="settings differ"):
+        EvaluationReport.combine([alone[0], other])
+    fewer = dataclasses.replace(alone[1], rows=alone[1].rows[:-1])
+    with pytest.raises(EvaluationInputError, match="rows differ"):
+        EvaluationReport.combine([alone[0], fewer])
 
 
 def test_plain_format_model_and_lora_adapter(tiny_lm_path, tiny_discriminator_path, small_split, tmp_path):

@@ -110,9 +110,22 @@ def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, ti
         "--discriminator-pretrain-steps", "1", "--discriminator-encoder", tiny_encoder_path, "--spin-samples", "8",
         "--spin-steps", "1", "--eval-samples", "12", "--min-bucket-rows", "1", "--max-new-tokens", "6",
     ]  # fmt: skip
-    study = compare.main(argv)
+    # the key comparison first: textgail and spin left out, the evaluation covers the models trained so far
+    part = compare.main([*argv, "--skip", "textgail", "--skip", "spin"])
+    run = json.loads((part / "run.json").read_text())
+    assert list(run["stages"]) == ["data", "sft", "empathygail", "sft-equal-compute"]
+    assert list(run["evaluation"]["models"]) == ["base", "sft", "sft-equal-compute", "empathygail"]
+    assert "Not run yet (`--skip`): textgail, spin" in (part / "run.md").read_text()
+    assert json.loads((part / "study.json").read_text())["baseline"] == "sft-equal-compute"
+    kept = tmp_path / "work" / "evaluation" / "models"
+    evaluated_at = {name: (kept / name / compare.PART_FILE).stat().st_mtime_ns for name in run["evaluation"]["models"]}
+
+    study = compare.main([*argv, "--reuse"])  # the rest: only the new models are trained and evaluated
     run = json.loads((study / "run.json").read_text())
     assert list(run["stages"]) == ["data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin"]
+    assert set(run["evaluation"]["models"]) == {"base", "sft", "empathygail", "sft-equal-compute", "textgail", "spin"}
+    assert {name: (kept / name / compare.PART_FILE).stat().st_mtime_ns for name in evaluated_at} == evaluated_at
+    assert set(json.loads((study / "results.json").read_text())["results"]) == set(run["evaluation"]["models"])
     for name in ("results.json", "table.md", "study.json", "study.md", "run.md", "curves-empathygail.png"):
         assert (study / name).is_file(), name
     adapters = {p.name for p in (study / "adapters").iterdir()}
