@@ -420,6 +420,27 @@ def test_false_alarm_rate_on_ordinary_empathetic_dialogue(guard, raw_data):
     assert rate <= 0.01
 
 
+def test_false_alarm_rate_on_everyday_dailydialog_lines(guard, raw_data):
+    """DailyDialog's validation user turns (hotel desks, shops, directions, goodbyes), each with its earlier user
+    turns: text nobody looked at while writing the labelled set, so an honest view of everyday traffic.
+
+    Measured: 3.0 % of 1,000 sampled (seed 0) are flagged, over the 1 % budget of the ED test above; the
+    farewell and plan-or-means signs fire on "OK, goodbye." and "I need to refill this prescription.". The
+    floor is the measured figure, so that a regression shows; issue 14 is to bring it under 1 %.
+    """
+    import random
+
+    path = raw_data / "dailydialog" / "original" / "validation" / "dialogues_validation.txt"
+    cases = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        turns = [turn.strip() for turn in line.split("__eou__") if turn.strip()]
+        cases += [(turns[i], turns[0:i:2]) for i in range(0, len(turns), 2)]
+    random.Random(0).shuffle(cases)
+    flagged = [text for text, context in cases[:1000] if guard.check(text, context).flagged]
+    print(f"\ncrisis guard flags {len(flagged)}/1000 DailyDialog validation user turns ({len(flagged) / 1000:.2%})")
+    assert len(flagged) <= 30
+
+
 @pytest.mark.slow
 def test_training_reproduces_the_committed_weights(tmp_path):
     from egail.safety_train import main
