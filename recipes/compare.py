@@ -383,9 +383,12 @@ def evaluate(args: argparse.Namespace, work: Path, study: Path, records: dict[st
         raise ValueError(f"the evaluated rows per bucket are {counts}: each of 1 / 2 / 3+ turns needs "
                          f"{args.min_bucket_rows}; raise --eval-samples")  # fmt: skip
     report.write(work / "evaluation")
-    for name in ("results.json", "table.md", "perplexity.png", "bleu.png"):
+    for name in ("table.md", "perplexity.png", "bleu.png"):
         if (work / "evaluation" / name).is_file():
             shutil.copy(work / "evaluation" / name, study / name)
+    figures = json.loads((work / "evaluation" / "results.json").read_text())
+    figures.pop("examples", None)  # they quote the corpora (licenses): examples.md stays in the work dir
+    (study / "results.json").write_text(json.dumps(figures, indent=2) + "\n")
     baseline = "sft-equal-compute" if "sft-equal-compute" in models else "sft"
     write_study(score_study(work / "evaluation", baseline=baseline), study)  # intervals, realism AUC
     for variant in (v for v in GAIL_VARIANTS if v in models):  # the learning evidence: D(expert) vs D(sample)...

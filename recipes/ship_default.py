@@ -111,6 +111,12 @@ def main(argv: list[str] | None = None) -> Path:
     results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else None
     if results is not None and model not in results.get("results", {}):
         results = None  # the card's model-index holds this model's figures or none
+    if results is not None:  # name the study's held-back split, not the work dir it was read from
+        split = results["dataset"].get("split", "test")
+        results["dataset"] = {
+            **results["dataset"],
+            "id": f"EmpatheticDialogues + DailyDialog ({args.study.name}, held-back {split} split)",
+        }
     table = args.study / "study.md"
     card = build_model_card(
         staging,
