@@ -412,6 +412,8 @@ def write_run_md(
     import transformers
     import trl
 
+    if evaluation is None and (study / "run.json").is_file():  # a run that stops before evaluating keeps the last one
+        evaluation = json.loads((study / "run.json").read_text()).get("evaluation")
     total = sum(r["cpu_s"] for r in records.values())
     lines = ["# How this study was made", "",
              f"egail {__version__}, TRL {trl.__version__}, transformers {transformers.__version__}, torch "
