@@ -430,10 +430,11 @@ def test_false_alarm_rate_on_everyday_dailydialog_lines(guard, raw_data):
     """
     import random
 
-    path = raw_data / "dailydialog" / "original" / "validation" / "dialogues_validation.txt"
+    from egail.data.readers import read_dailydialog
+
     cases = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        turns = [turn.strip() for turn in line.split("__eou__") if turn.strip()]
+    for conversation in read_dailydialog(raw_data / "dailydialog" / "original" / "validation"):
+        turns = conversation.utterances
         cases += [(turns[i], turns[0:i:2]) for i in range(0, len(turns), 2)]
     random.Random(0).shuffle(cases)
     flagged = [text for text, context in cases[:1000] if guard.check(text, context).flagged]
