@@ -366,12 +366,13 @@ def evaluate(args: argparse.Namespace, work: Path, study: Path, records: dict[st
 
     models = trained_models(args, work, records)
     discriminator = work / "empathygail" / "discriminator"  # ~90 MB: it stays in the work dir, never archived
-    if not (discriminator / "config.json").is_file():
+    has_discriminator = (discriminator / "config.json").is_file()
+    if not has_discriminator:
         print(f"[study] {discriminator} is not here (a fresh work dir): the models are evaluated without "
               f"discriminator scores", flush=True)  # fmt: skip
     settings = EvaluationSettings(
         split="test", max_samples=args.eval_samples, history_max_turns=2, seeds=tuple(args.eval_seeds),
-        discriminator=str(discriminator) if (discriminator / "config.json").is_file() else None,
+        discriminator=str(discriminator) if has_discriminator else None,
         generation=GenerationSettings(max_new_tokens=args.max_new_tokens),
     )  # fmt: skip
     parts = {name: evaluate_once(name, path, records.get(name, {}).get("finished"), work / "data", settings,
