@@ -14,11 +14,14 @@ Stages, in order (each a recipe command, run in this process and timed in CPU se
    (the fair control: does GAIL beat simply training longer?);
 5. ``textgail``: GAIL from the SFT adapter with the TextGAIL YAML config, the same budget as ``empathygail``;
 6. ``spin``: one SPIN iteration (TRL ``DPOTrainer``: expert response chosen, the SFT model's sample rejected);
-7. ``evaluation``: every model on the same test rows (``egail.evaluation``), then bootstrap intervals and the
+7. each ``--ablation``: a GAIL run from the SFT adapter that changes some of a variant's settings, e.g.
+   ``--ablation empathygail-strong-d:discriminator_updates_per_generation=4,learning_rate=1e-4`` (its folder and
+   model are named ``empathygail-strong-d``; the flags it sets come after the variant's and win);
+8. ``evaluation``: every model on the same test rows (``egail.evaluation``), then bootstrap intervals and the
    realism probe (``egail.evaluation.study``), and the GAIL learning curves. Each model is evaluated once and
    kept (``--work-dir``/evaluation/models/<model>/); a rerun evaluates only models trained since.
 
-``--skip STAGE`` leaves a training stage out of this run: the evaluation then covers the models that are trained,
+``--skip STAGE`` leaves a training stage (textgail, spin or an ablation) out of this run: the evaluation then covers the models that are trained,
 so the key comparison can be read before the rest of the study has run.
 
 A stage's folder gets ``stage.json`` last, when the stage has finished; each trained adapter (with its
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import shlex
 import shutil
 import sys
@@ -51,10 +55,11 @@ REPO = RECIPES.parent
 STAGE_FILE = "stage.json"
 GAIL_VARIANTS = ("textgail", "empathygail")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-ARCHIVED = ("sft", *GAIL_VARIANTS, "sft-equal-compute", "spin")
+ARCHIVED = ("sft", *GAIL_VARIANTS, "sft-equal-compute", "spin")  # and every ablation
 MAX_ADAPTER_MB = 10.5
-STAGE_NAMES = ("data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin", "evaluation")  # key pair first
-SKIPPABLE = ("textgail", "spin")  # the stages nothing else builds on
+TRAINING_STAGES = ("data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin")  # key pair first
+SKIPPABLE = ("textgail", "spin")  # the stages nothing else builds on; ablations too
+ABLATION_NAME = re.compile(rf"({'|'.join(GAIL_VARIANTS)})-[a-z0-9][a-z0-9.-]*")
 PART_FILE = "part.json"
 #: Prompt tokens of a state in every stage (SFT, GAIL, SPIN): history beyond it is cut oldest-first (fit_state).
 MAX_PROMPT_LENGTH = 256
@@ -83,9 +88,68 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--max-new-tokens", type=int, default=48)
     add("--reuse", action="store_true", help="skip stages whose stage.json records the same command")
     add("--until", help="stop after this stage (the study can run in parts)")
-    add("--skip", action="append", default=[], choices=SKIPPABLE, metavar="STAGE",
-        help=f"leave this training stage out of this run (one of {', '.join(SKIPPABLE)}; repeatable)")  # fmt: skip
-    return parser.parse_args(argv)
+    add("--ablation", action="append", default=[], type=ablation_spec, metavar="NAME:FIELD=VALUE[,FIELD=VALUE...]",
+        help="an extra GAIL run from the SFT adapter, evaluated with the rest: NAME is a variant, a dash and a "
+             "label (empathygail-strong-d), the fields are GAILConfig fields it changes (repeatable)")  # fmt: skip
+    add("--skip", action="append", default=[], metavar="STAGE",
+        help=f"leave this training stage out of this run ({', '.join(SKIPPABLE)} or an ablation's name; repeatable)")  # fmt: skip
+    args = parser.parse_args(argv)
+    names = [Ablation.parse(spec).name for spec in args.ablation]
+    if len(set(names)) != len(names):
+        parser.error(f"--ablation names must differ, got {', '.join(names)}")
+    unknown = [name for name in args.skip if name not in (*SKIPPABLE, *names)]
+    if unknown:
+        parser.error(f"--skip {unknown[0]}: only {', '.join((*SKIPPABLE, *names))} can be skipped")
+    return args
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """A GAIL run that changes some settings of a variant's (``empathygail-strong-d:learning_rate=1e-4,...``)."""
+
+    name: str
+    variant: str
+    overrides: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, spec: str) -> Ablation:
+        import dataclasses
+
+        from egail import GAILConfig
+
+        name, colon, settings = spec.partition(":")
+        match = ABLATION_NAME.fullmatch(name)
+        if not match:
+            raise ValueError(f"ablation name {name!r}: use a variant ({', '.join(GAIL_VARIANTS)}), a dash and a "
+                             f"label of lower-case letters, digits, dots or dashes, e.g. empathygail-strong-d")  # fmt: skip
+        pairs = [part.partition("=") for part in settings.split(",")] if colon and settings else []
+        if not pairs:
+            raise ValueError(f"ablation {name}: give the settings it changes, e.g. {name}:learning_rate=1e-4")
+        fields = {f.name for f in dataclasses.fields(GAILConfig)}
+        for key, equals, value in pairs:
+            if key not in fields or not equals or not value:
+                raise ValueError(
+                    f"ablation {name}: {key + equals + value!r} is not FIELD=VALUE with a GAILConfig field"
+                )
+        return cls(name, match.group(1), tuple((key, value) for key, _, value in pairs))
+
+    @property
+    def flags(self) -> list[str]:
+        return [part for key, value in self.overrides for part in (f"--{key}", value)]
+
+
+def ablation_spec(spec: str) -> str:
+    """``--ablation``'s argparse type: the spec, checked (run.json records it as given)."""
+    try:
+        Ablation.parse(spec)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return spec
+
+
+def stage_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """Every stage of this study, in the order they run."""
+    return (*TRAINING_STAGES, *(Ablation.parse(spec).name for spec in args.ablation), "evaluation")
 
 
 @dataclass
@@ -278,7 +342,8 @@ def sft_argv(args: argparse.Namespace, data: Path, output_dir: Path, max_steps: 
 
 
 def gail_argv(args: argparse.Namespace, variant: str, data: Path, start: Path, output_dir: Path) -> list[str]:
-    """GAIL from the SFT adapter with a variant's YAML; what the CPU budget sets is the same for both variants."""
+    """GAIL from the SFT adapter with a variant's YAML; what the CPU budget sets is the same for both variants (and
+    an ablation's flags, appended after these, override them: the last of a repeated flag wins)."""
     return [
         "--config", str(RECIPES / "configs" / f"{variant}.yaml"), "--model_name_or_path", str(start),
         "--dataset_name", str(data), "--output_dir", str(output_dir), "--max_steps", str(args.gail_steps),
@@ -326,13 +391,19 @@ def build_stages(args: argparse.Namespace, work: Path, records: dict[str, dict])
         "--history_max_turns", "2", "--max_prompt_length", str(MAX_PROMPT_LENGTH), "--max_length", "320",
         "--seed", str(args.seed),
     ], spin, lambda argv: _recipe("spin").main(argv)))  # fmt: skip
+    for ablation in map(Ablation.parse, args.ablation):
+        folder = work / ablation.name
+        stages.append(Stage(ablation.name, "recipes/train.py",
+                            [*gail_argv(args, ablation.variant, data, sft, folder), *ablation.flags], folder,
+                            lambda argv: _recipe("train").main(argv), resumable=True))  # fmt: skip
     return stages
 
 
 def trained_models(args: argparse.Namespace, work: Path, records: dict[str, dict]) -> dict[str, str]:
     """The models to evaluate: the base and every trained model whose stage has run (in the study's order)."""
     models = {"base": args.model, "sft": str(work / "sft"), "sft-equal-compute": str(work / "sft-equal-compute"),
-              **{v: str(work / v) for v in GAIL_VARIANTS}, "spin": str(work / "spin")}  # fmt: skip
+              **{v: str(work / v) for v in GAIL_VARIANTS}, "spin": str(work / "spin"),
+              **{a.name: str(work / a.name) for a in map(Ablation.parse, args.ablation)}}  # fmt: skip
     return {name: path for name, path in models.items() if name == "base" or name in records}
 
 
@@ -392,7 +463,8 @@ def evaluate(args: argparse.Namespace, work: Path, study: Path, records: dict[st
     (study / "results.json").write_text(json.dumps(figures, indent=2) + "\n")
     baseline = "sft-equal-compute" if "sft-equal-compute" in models else "sft"
     write_study(score_study(work / "evaluation", baseline=baseline), study)  # intervals, realism AUC
-    for variant in (v for v in GAIL_VARIANTS if v in models):  # the learning evidence: D(expert) vs D(sample)...
+    gail_runs = (*GAIL_VARIANTS, *(Ablation.parse(spec).name for spec in args.ablation))
+    for variant in (v for v in gail_runs if v in models):  # the learning evidence: D(expert) vs D(sample)...
         for name, target in (
             ("training_curves.png", f"curves-{variant}.png"),
             ("log_history.json", f"log-{variant}.json"),
@@ -445,11 +517,12 @@ def main(argv: list[str] | None = None) -> Path:
     check_study_folder(study)
     study.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    if args.until is not None and args.until not in STAGE_NAMES:
-        raise ValueError(f"--until must be one of {', '.join(STAGE_NAMES)}, got {args.until!r}")
+    names = stage_names(args)
+    if args.until is not None and args.until not in names:
+        raise ValueError(f"--until must be one of {', '.join(names)}, got {args.until!r}")
     records: dict[str, dict] = {}
     stages = build_stages(args, work, records)
-    for name in STAGE_NAMES[:-1]:
+    for name in names[:-1]:
         if name in args.skip:
             print(f"[study] {name}: skipped in this run (--skip)", flush=True)
             continue
@@ -457,7 +530,7 @@ def main(argv: list[str] | None = None) -> Path:
         if args.reuse:
             restore_stage(stage, study)
         records[name] = run_stage(stage, args.reuse)
-        if name in ARCHIVED:
+        if name in ARCHIVED or name not in TRAINING_STAGES:  # the ablations too
             archive_stage(stage, study, f"checkpoint-{args.sft_steps}" if name == "sft" else None)
         write_run_md(args, study, stages, records, argv)
         if name == args.until:

@@ -31,8 +31,8 @@ LICENSE = "cc-by-nc-sa-4.0"
 #: The Hub ids of the corpora the study's models learned from (read from ``../shared/data/raw``, not downloaded),
 #: with their licenses: shipped.json carries them, so the Space can show them offline.
 DATASETS = {"facebook/empathetic_dialogues": "cc-by-nc-4.0", "li2017dailydialog/daily_dialog": "cc-by-nc-sa-4.0"}
-TRAINED = ("sft", "sft-equal-compute", "textgail", "empathygail", "spin")
-#: How each model was trained: (the card's trainer name, its method).
+#: How each of the study's trained models was trained: (the card's trainer name, its method). An ablation
+#: (compare.py's ``--ablation empathygail-...``) was trained as the variant its name starts with.
 TRAINERS = {"sft": ("SFT", "sft"), "sft-equal-compute": ("SFT", "sft"), "textgail": ("GAIL", "gail"),
             "empathygail": ("GAIL", "gail"), "spin": ("DPO", "spin")}  # fmt: skip
 #: Metrics the choice ranks on, and whether higher is better.
@@ -51,11 +51,22 @@ PERPLEXITY_MARGIN = 1.10
 MAX_ADAPTER_MB = 10.5
 
 
+def trainer_of(model: str) -> tuple[str, str]:
+    """``model``'s (trainer name, method); an ablation's are its variant's."""
+    if model in TRAINERS:
+        return TRAINERS[model]
+    variant = next((v for v in ("textgail", "empathygail") if model.startswith(f"{v}-")), None)
+    if variant is None:
+        raise ValueError(f"{model!r} is not one of a study's models ({', '.join(TRAINERS)}, or an ablation named "
+                         f"textgail-... or empathygail-...)")  # fmt: skip
+    return TRAINERS[variant]
+
+
 def choose_best(study: dict) -> tuple[str, str]:
     """The trained model the target's metrics favour, and a sentence saying why."""
-    figures = {m: study["models"][m]["figures"] for m in TRAINED if m in study.get("models", {})}
+    figures = {m: f["figures"] for m, f in study.get("models", {}).items() if m != "base"}
     if not figures:
-        raise ValueError(f"study.json has none of the trained models {', '.join(TRAINED)}")
+        raise ValueError("study.json has no trained model")
     perplexity = {m: f["perplexity"]["value"] for m, f in figures.items() if "perplexity" in f}
     if len(perplexity) != len(figures):
         raise ValueError("study.json lacks the reference perplexity of some models: rerun the evaluation")
@@ -77,7 +88,7 @@ def choose_best(study: dict) -> tuple[str, str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", type=Path, required=True, help="a study folder written by recipes/compare.py")
-    parser.add_argument("--model", choices=TRAINED, help="the study's model to ship (default: its best)")
+    parser.add_argument("--model", help="the study's model to ship: sft, empathygail, ... (default: its best)")
     parser.add_argument("--out", type=Path, default=default_chatbot_dir(), help="where the default chatbot lives")
     return parser.parse_args(argv)
 
@@ -91,6 +102,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.model is None and study is None:
         raise ValueError(f"{study_file} does not exist (the study's evaluation has not run): name a --model")
     model, why = (args.model, "named on the command line") if args.model else choose_best(study)
+    trainer_name, method = trainer_of(model)
     source = args.study / "adapters" / model
     for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
         if not (source / name).is_file():
@@ -127,8 +139,8 @@ def main(argv: list[str] | None = None) -> Path:
         evaluated_as=model if results else None,
         license=LICENSE,
         repo_id=DEFAULT_CHATBOT,
-        trainer_name=TRAINERS[model][0],
-        method=TRAINERS[model][1],
+        trainer_name=trainer_name,
+        method=method,
         discriminator=False,  # the package ships the policy only
         tokenizer=False,  # the base model's tokenizer, unchanged
     )

@@ -102,6 +102,36 @@ def test_the_equal_compute_control_resumes_sft_with_empathygail_cpu_time(compare
     assert gail[gail.index("--model_name_or_path") + 1] == str(tmp_path / "sft")
 
 
+def test_an_ablation_is_a_gail_run_from_sft_with_its_flags_last(compare, tmp_path):
+    spec = "empathygail-d4-lr1e-4:discriminator_updates_per_generation=4,learning_rate=1e-4"
+    args = compare.parse_args(["--source", "embedded", "--study", str(tmp_path / "s"), "--ablation", spec])
+    assert compare.stage_names(args)[-2:] == ("empathygail-d4-lr1e-4", "evaluation")
+    stages = {s.name: s for s in compare.build_stages(args, tmp_path, {})}
+    ablation = stages["empathygail-d4-lr1e-4"]
+    base = compare.gail_argv(args, "empathygail", tmp_path / "data", tmp_path / "sft", ablation.folder)
+    assert base[:2] == stages["empathygail"].argv[:2]  # the variant's YAML
+    assert ablation.argv == [*base, "--discriminator_updates_per_generation", "4", "--learning_rate", "1e-4"]
+    assert ablation.folder == tmp_path / "empathygail-d4-lr1e-4" and ablation.resumable
+    assert "empathygail-d4-lr1e-4" in compare.trained_models(args, tmp_path, {"empathygail-d4-lr1e-4": {}})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ablation", "gail-x:learning_rate=1e-4"], "use a variant"),
+        (["--ablation", "empathygail-x"], "give the settings it changes"),
+        (["--ablation", "empathygail-x:lr=1e-4"], "'lr=1e-4' is not FIELD=VALUE"),
+        (["--ablation", "empathygail-x:learning_rate"], "'learning_rate' is not FIELD=VALUE"),
+        (["--ablation", "empathygail-x:beta=0", "--ablation", "empathygail-x:beta=1"], "names must differ"),
+        (["--skip", "sft"], "--skip sft: only textgail, spin can be skipped"),
+    ],
+)
+def test_a_bad_ablation_or_skip_is_a_one_line_error(compare, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--source", "embedded", "--study", str(tmp_path), *argv])
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, tiny_encoder_path):
     argv = [
@@ -109,29 +139,32 @@ def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, ti
         "--work-dir", str(tmp_path / "work"), "--sft-steps", "2", "--gail-steps", "2",
         "--discriminator-pretrain-steps", "1", "--discriminator-encoder", tiny_encoder_path, "--spin-samples", "8",
         "--spin-steps", "1", "--eval-samples", "12", "--min-bucket-rows", "1", "--max-new-tokens", "6",
+        "--ablation", "empathygail-lr:learning_rate=1e-4",
     ]  # fmt: skip
-    # the key comparison first: textgail and spin left out, the evaluation covers the models trained so far
-    part = compare.main([*argv, "--skip", "textgail", "--skip", "spin"])
+    # the key comparison first: textgail, spin and the ablation left out, the evaluation covers the models so far
+    part = compare.main([*argv, "--skip", "textgail", "--skip", "spin", "--skip", "empathygail-lr"])
     run = json.loads((part / "run.json").read_text())
     assert list(run["stages"]) == ["data", "sft", "empathygail", "sft-equal-compute"]
     assert list(run["evaluation"]["models"]) == ["base", "sft", "sft-equal-compute", "empathygail"]
-    assert "Not run yet (`--skip`): textgail, spin" in (part / "run.md").read_text()
+    assert "Not run yet (`--skip`): textgail, spin, empathygail-lr" in (part / "run.md").read_text()
     assert json.loads((part / "study.json").read_text())["baseline"] == "sft-equal-compute"
     kept = tmp_path / "work" / "evaluation" / "models"
     evaluated_at = {name: (kept / name / compare.PART_FILE).stat().st_mtime_ns for name in run["evaluation"]["models"]}
 
     study = compare.main([*argv, "--reuse"])  # the rest: only the new models are trained and evaluated
     run = json.loads((study / "run.json").read_text())
-    assert list(run["stages"]) == ["data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin"]
-    assert set(run["evaluation"]["models"]) == {"base", "sft", "empathygail", "sft-equal-compute", "textgail", "spin"}
+    trained = ["data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin", "empathygail-lr"]
+    assert list(run["stages"]) == trained
+    assert set(run["evaluation"]["models"]) == {"base", *trained[1:]}
     assert {name: (kept / name / compare.PART_FILE).stat().st_mtime_ns for name in evaluated_at} == evaluated_at
     figures = json.loads((study / "results.json").read_text())
     assert set(figures["results"]) == set(run["evaluation"]["models"])
     assert "examples" not in figures  # they quote the corpora, which the study folder does not redistribute
-    for name in ("results.json", "table.md", "study.json", "study.md", "run.md", "curves-empathygail.png"):
+    for name in ("results.json", "table.md", "study.json", "study.md", "run.md", "curves-empathygail.png",
+                 "curves-empathygail-lr.png"):  # fmt: skip
         assert (study / name).is_file(), name
     adapters = {p.name for p in (study / "adapters").iterdir()}
-    assert adapters == {"sft", "sft-equal-compute", "textgail", "empathygail", "spin"}
+    assert adapters == {"sft", "sft-equal-compute", "textgail", "empathygail", "spin", "empathygail-lr"}
     scored = json.loads((study / "study.json").read_text())
     assert "realism_auc" in json.dumps(scored)
     # --reuse: nothing trains again

@@ -31,6 +31,16 @@ def test_the_best_model_wins_on_the_ranked_metrics_within_the_perplexity_margin(
     assert best == "empathygail" and "spin" not in why.split(" among ")[1]
     study["models"]["empathygail"] = _figures(3.5, 0.35, 0.85, 11.0)  # +12 %: out of the margin
     assert ship.choose_best(study)[0] == "sft-equal-compute"
+    study["models"]["empathygail-lr1e-4"] = _figures(3.6, 0.36, 0.84, 10.0)  # an ablation competes like the rest
+    assert ship.choose_best(study)[0] == "empathygail-lr1e-4"
+
+
+def test_an_ablation_is_carded_as_the_variant_it_varies_and_other_names_are_refused(ship):
+    assert ship.trainer_of("empathygail-d4-lr1e-4") == ship.trainer_of("empathygail") == ("GAIL", "gail")
+    assert ship.trainer_of("sft-equal-compute") == ("SFT", "sft")
+    for name in ("base", "sft-longer", "gail"):
+        with pytest.raises(ValueError, match="not one of a study's models"):
+            ship.trainer_of(name)
 
 
 def _study(tmp_path, base="smollm2-135m-instruct"):
