@@ -361,7 +361,9 @@ class GAILTrainer(CheckpointedTraining, HubPublishing, GRPOTrainer):
         """Eq. 6 log-loss steps on (expert response, sample) pairs of the same states; returns logged metrics.
 
         Demos are expert text, so only samples form pairs, each with its own state's expert response: both sides
-        weigh the same. A non-finite loss on any process skips that step on every process.
+        weigh the same. A non-finite loss on any process skips that step on every process. The metrics are read
+        on the first pass, each minibatch before its own step: D on pairs it has not trained on. Later passes
+        revisit pairs D has stepped on, and averaging them in would show D separating what it memorised.
         """
         pairs = rollout.sampled
         if not pairs or passes == 0:
@@ -372,7 +374,7 @@ class GAILTrainer(CheckpointedTraining, HubPublishing, GRPOTrainer):
         reduce_gradients = partial(average_gradients, self.accelerator, self.discriminator)
         sums = dict.fromkeys(("loss", "acc_expert", "acc_generated", "d_expert", "d_generated"), 0.0)
         steps = 0
-        for _ in range(passes):
+        for pass_index in range(passes):
             order = [pairs[j] for j in torch.randperm(len(pairs), generator=generator).tolist()]
             for start in range(0, len(order), half):
                 index = order[start : start + half]
@@ -389,6 +391,8 @@ class GAILTrainer(CheckpointedTraining, HubPublishing, GRPOTrainer):
                 if not step.stepped:
                     self.nonfinite.seen = True
                     logger.warning("Non-finite discriminator loss at step %d; update skipped.", self.state.global_step)
+                if pass_index > 0:
+                    continue
                 sums["loss"] += step.loss.item()
                 sums["acc_expert"] += binary_accuracy(step.expert_logits, expert=True)
                 sums["acc_generated"] += binary_accuracy(step.generated_logits, expert=False)

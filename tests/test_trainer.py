@@ -249,6 +249,34 @@ def test_three_steps_log_metrics_and_change_weights(trainer_factory):
     _train_and_check(trainer_factory(discriminator_pretrain_steps=2))
 
 
+def test_discriminator_metrics_are_read_on_pairs_it_has_not_stepped_on(trainer_factory):
+    """With several passes over a rollout, the logged D figures are the first pass's (each minibatch before its own
+    step), not an average with later passes over pairs D has already trained on."""
+    import copy
+
+    trainer = trainer_factory(discriminator_batch_size=4)
+    rollout = Rollout(histories=[[], ["hello"], [], []], prompts=["I lost my job.", "How are you?", "I won!", "Hi"],
+                      expert=["That is hard.", "Fine, thanks.", "Well done!", "Hello."],
+                      completions=["ok", "the the the", "yes", "no"], is_demo=[False, False, False, True])  # fmt: skip
+    start = (
+        copy.deepcopy(trainer.discriminator.state_dict()),
+        copy.deepcopy(trainer.discriminator_optimizer.state_dict()),
+    )
+    torch.manual_seed(0)  # the same dropout masks on the first pass
+    one_pass = trainer.update_discriminator(rollout, passes=1)
+    after_one = copy.deepcopy(trainer.discriminator.state_dict())
+    trainer.discriminator.load_state_dict(start[0])
+    trainer.discriminator_optimizer.load_state_dict(start[1])
+    torch.manual_seed(0)
+    three_passes = trainer.update_discriminator(rollout, passes=3)
+    assert three_passes == pytest.approx(one_pass)
+    assert set(one_pass) == {
+        f"discriminator/{k}" for k in ("loss", "acc_expert", "acc_generated", "d_expert", "d_generated")
+    }
+    moved = trainer.discriminator.state_dict()  # the two later passes did step
+    assert any(not torch.equal(after_one[k], moved[k]) for k in moved)
+
+
 def test_pretraining_updates_only_the_discriminator(trainer_factory):
     trainer = trainer_factory(discriminator_pretrain_steps=3)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
