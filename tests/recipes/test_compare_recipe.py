@@ -168,7 +168,7 @@ def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, ti
     scored = json.loads((study / "study.json").read_text())
     assert "realism_auc" in json.dumps(scored)
     # --reuse: nothing trains again
-    rerun = compare.main([*argv, "--reuse", "--until", "spin"])
+    rerun = compare.main([*argv, "--reuse", "--until", "empathygail-lr"])  # the last training stage
     assert json.loads((rerun / "run.json").read_text())["evaluation"] == run["evaluation"]  # kept, not dropped
     assert json.loads((rerun / "run.json").read_text())["stages"] == run["stages"]
 
