@@ -21,8 +21,8 @@ Stages, in order (each a recipe command, run in this process and timed in CPU se
    realism probe (``egail.evaluation.study``), and the GAIL learning curves. Each model is evaluated once and
    kept (``--work-dir``/evaluation/models/<model>/); a rerun evaluates only models trained since.
 
-``--skip STAGE`` leaves a training stage (textgail, spin or an ablation) out of this run: the evaluation then covers the models that are trained,
-so the key comparison can be read before the rest of the study has run.
+``--skip STAGE`` leaves a training stage (textgail, spin or an ablation) out of this run: the evaluation then covers
+the models that are trained, so the key comparison can be read before the rest of the study has run.
 
 A stage's folder gets ``stage.json`` last, when the stage has finished; each trained adapter (with its
 ``stage.json``, curves, and for SFT the checkpoint the control resumes) is archived in ``--study``/adapters, from

@@ -55,7 +55,7 @@ def trainer_of(model: str) -> tuple[str, str]:
     """``model``'s (trainer name, method); an ablation's are its variant's."""
     if model in TRAINERS:
         return TRAINERS[model]
-    variant = next((v for v in ("textgail", "empathygail") if model.startswith(f"{v}-")), None)
+    variant = next((v for v, (_, method) in TRAINERS.items() if method == "gail" and model.startswith(f"{v}-")), None)
     if variant is None:
         raise ValueError(f"{model!r} is not one of a study's models ({', '.join(TRAINERS)}, or an ablation named "
                          f"textgail-... or empathygail-...)")  # fmt: skip
