@@ -521,12 +521,12 @@ def main(argv: list[str] | None = None) -> Path:
     if args.until is not None and args.until not in names:
         raise ValueError(f"--until must be one of {', '.join(names)}, got {args.until!r}")
     records: dict[str, dict] = {}
-    stages = build_stages(args, work, records)
     for name in names[:-1]:
         if name in args.skip:
             print(f"[study] {name}: skipped in this run (--skip)", flush=True)
             continue
-        stage = next(s for s in build_stages(args, work, records) if s.name == name)  # budgets of finished stages
+        stages = build_stages(args, work, records)  # with the budgets of the stages finished so far
+        stage = next(s for s in stages if s.name == name)
         if args.reuse:
             restore_stage(stage, study)
         records[name] = run_stage(stage, args.reuse)

@@ -171,6 +171,8 @@ def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, ti
     rerun = compare.main([*argv, "--reuse", "--until", "empathygail-lr"])  # the last training stage
     assert json.loads((rerun / "run.json").read_text())["evaluation"] == run["evaluation"]  # kept, not dropped
     assert json.loads((rerun / "run.json").read_text())["stages"] == run["stages"]
+    budget = run["stages"]["empathygail"]["cpu_s"]  # the commands of a run that stops early carry real budgets too
+    assert f"--max_cpu_seconds {budget} " in (rerun / "run.md").read_text()
 
 
 def test_a_finished_stage_is_archived_in_the_study_and_restored_in_a_fresh_work_dir(compare, tmp_path):
