@@ -19,7 +19,8 @@ Stages, in order (each a recipe command, run in this process and timed in CPU se
    model are named ``empathygail-strong-d``; the flags it sets come after the variant's and win);
 8. ``evaluation``: every model on the same test rows (``egail.evaluation``), then bootstrap intervals and the
    realism probe (``egail.evaluation.study``), and the GAIL learning curves. Each model is evaluated once and
-   kept (``--work-dir``/evaluation/models/<model>/); a rerun evaluates only models trained since.
+   kept in the study without corpus text (``--study``/evaluations/<model>.json); a rerun, on a fresh clone too,
+   evaluates only models trained since.
 
 ``--skip STAGE`` leaves a training stage (textgail, spin or an ablation) out of this run: the evaluation then covers
 the models that are trained, so the key comparison can be read before the rest of the study has run.
@@ -60,7 +61,7 @@ MAX_ADAPTER_MB = 10.5
 TRAINING_STAGES = ("data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin")  # key pair first
 SKIPPABLE = ("textgail", "spin")  # the stages nothing else builds on; ablations too
 ABLATION_NAME = re.compile(rf"({'|'.join(GAIL_VARIANTS)})-[a-z0-9][a-z0-9.-]*")
-PART_FILE = "part.json"
+EVALUATIONS = "evaluations"  # study/evaluations/<model>.json: each model's evaluation, without corpus text
 #: Prompt tokens of a state in every stage (SFT, GAIL, SPIN): history beyond it is cut oldest-first (fit_state).
 MAX_PROMPT_LENGTH = 256
 
@@ -407,25 +408,28 @@ def trained_models(args: argparse.Namespace, work: Path, records: dict[str, dict
     return {name: path for name, path in models.items() if name == "base" or name in records}
 
 
-def evaluate_once(name: str, path: str, trained: str | None, data: Path, settings, out: Path, reuse: bool):
-    """``name``'s evaluation report and the CPU seconds it took, kept in ``out``: reused when the same model (its
-    stage's finish time) was evaluated on the same data with the same settings (``part.json``, written last)."""
-    from egail.evaluation import EvaluationReport, evaluate_models
+def evaluate_once(name: str, path: str, trained: str | None, data: Path, settings, archive: Path, reuse: bool):
+    """``name``'s evaluation report and the CPU seconds it took. It is kept in the study as ``archive`` without
+    corpus text (the models' responses and every figure; the corpora's licenses forbid redistributing them), and
+    reused when the same model (its stage's finish time) was evaluated on the same data with the same settings:
+    its states and references are then read again from ``data``, so a fresh clone evaluates only new models."""
+    from egail.evaluation import evaluate_models
+    from egail.evaluation.runner import restore_corpus_text
 
     evaluated = {"model": path, "trained": trained, "data": str(data), "settings": settings.to_dict()}
-    if reuse and (out / PART_FILE).is_file():
-        part = json.loads((out / PART_FILE).read_text())
-        if part["evaluated"] == evaluated:
-            print(f"[study] evaluation of {name}: reused ({part['cpu_s']:.0f} CPU s when it ran)", flush=True)
-            return EvaluationReport.load(out), part["cpu_s"]
-    if out.exists():
-        shutil.rmtree(out)
+    if reuse and archive.is_file():
+        kept = json.loads(archive.read_text())
+        if kept["evaluated"] == evaluated:
+            print(f"[study] evaluation of {name}: reused ({kept['cpu_s']:.0f} CPU s when it ran)", flush=True)
+            return restore_corpus_text(kept["report"], str(data), settings), kept["cpu_s"]
     print(f"[study] evaluation of {name}", flush=True)
     started_cpu = time.process_time()
     report = evaluate_models({name: path}, str(data), settings)
-    report.write(out)
     cpu_s = round(time.process_time() - started_cpu, 1)
-    (out / PART_FILE).write_text(json.dumps({"evaluated": evaluated, "cpu_s": cpu_s}, indent=2))
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    kept = {"evaluated": evaluated, "cpu_s": cpu_s, "report": report.without_corpus_text()}
+    (archive.parent / (archive.name + ".tmp")).write_text(json.dumps(kept, indent=1) + "\n")
+    (archive.parent / (archive.name + ".tmp")).replace(archive)  # whole or not at all
     return report, cpu_s
 
 
@@ -447,7 +451,7 @@ def evaluate(args: argparse.Namespace, work: Path, study: Path, records: dict[st
         generation=GenerationSettings(max_new_tokens=args.max_new_tokens),
     )  # fmt: skip
     parts = {name: evaluate_once(name, path, records.get(name, {}).get("finished"), work / "data", settings,
-                                 work / "evaluation" / "models" / name, args.reuse) for name, path in models.items()}  # fmt: skip
+                                 study / EVALUATIONS / f"{name}.json", args.reuse) for name, path in models.items()}  # fmt: skip
     started_cpu = time.process_time()  # the scoring below; each model's evaluation is counted in its part
     report = EvaluationReport.combine([part for part, _ in parts.values()])
     counts = {bucket: stat.n for bucket, stat in report.results["base"]["perplexity"].items()}

@@ -4,10 +4,13 @@
 (``EvaluationReport.from_json``, or ``load`` for a whole folder with its per-row responses) and the table,
 plots and examples can be redrawn without re-evaluating. ``combine`` joins the reports of models evaluated
 one at a time on the same rows, so a study can evaluate each model once, as soon as it is trained.
+``without_corpus_text`` is a report that quotes no corpus (its rows' states and references become fingerprints),
+which a study can commit; ``egail.evaluation.runner.restore_corpus_text`` reads the text back from the dataset.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -19,6 +22,8 @@ from egail.evaluation.trajectories import ALL, BUCKET_LABELS, BUCKETS, Evaluatio
 
 COLUMNS = (*BUCKETS, ALL)
 TABLE_2_METRICS = ("perplexity", "perplexity_word", "bleu")
+#: A row's fields that quote the corpus (the state and the reference response).
+CORPUS_FIELDS = ("history", "prompt", "reference")
 _ARROWS = {True: " ↑", False: " ↓", None: ""}
 
 
@@ -133,10 +138,26 @@ class EvaluationReport:
             **self.extra,
         }
 
+    def without_corpus_text(self) -> dict[str, Any]:
+        """The report as JSON data that quotes no corpus, for a study to commit where the corpora's licenses forbid
+        redistributing them: every figure, and per row the models' responses and the references' NLLs, with the
+        row's state and reference replaced by their `row_fingerprint`; no examples (they are rows again)."""
+        data = _finite(self.to_dict())
+        data["examples"] = []
+        data["rows"] = [
+            {**{k: v for k, v in row.items() if k not in CORPUS_FIELDS}, "fingerprint": row_fingerprint(row)}
+            for row in _finite(self.rows)
+        ]
+        return data
+
     @classmethod
     def from_json(cls, path: str | Path) -> EvaluationReport:
         """Reload a results.json written by `write` (per-row responses live in responses.jsonl)."""
-        data = json.loads(Path(path).read_text())
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationReport:
+        """A report from `to_dict`'s data (or `without_corpus_text`'s, whose rows are kept as they are)."""
         known = {"dataset", "settings", "metrics", "models", "results", "reference", "examples"}
         return cls(
             dataset=data["dataset"],
@@ -148,7 +169,8 @@ class EvaluationReport:
             },
             reference={k: {b: Stat.from_dict(s) for b, s in v.items()} for k, v in data["reference"].items()},
             examples=data["examples"],
-            extra={k: v for k, v in data.items() if k not in known},
+            rows=data.get("rows", []),
+            extra={k: v for k, v in data.items() if k not in {*known, "rows"}},
         )
 
     @classmethod
@@ -364,6 +386,12 @@ class EvaluationReport:
         figure.tight_layout()
         figure.savefig(path, dpi=120)
         plt.close(figure)
+
+
+def row_fingerprint(row: dict[str, Any]) -> str:
+    """16 hex digits of SHA-256 over a row's `CORPUS_FIELDS`: the same rows can be checked without quoting them."""
+    text = json.dumps([row[name] for name in CORPUS_FIELDS], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _finite(data: Any) -> Any:

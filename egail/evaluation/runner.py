@@ -24,7 +24,7 @@ from egail.evaluation import text_metrics
 from egail.evaluation.emotion import EmotionClassifier, default_emotion_classifier
 from egail.evaluation.generation import generate_responses
 from egail.evaluation.perplexity import perplexity, response_nlls
-from egail.evaluation.report import EvaluationReport, Stat
+from egail.evaluation.report import EvaluationReport, Stat, row_fingerprint
 from egail.evaluation.trajectories import ALL, BUCKETS, EvaluationInputError, Row, select_rows
 from egail.formatting import has_chat_template, truncate_history
 from egail.generation import GenerationSettings, prompt_budget
@@ -328,6 +328,30 @@ def _evaluate_model(
     return figures, info
 
 
+def _row_record(row: Row, responses: dict[str, Any], nll: dict[str, Any]) -> dict[str, Any]:
+    """A row of responses.jsonl: the row, its state and reference, and per model its responses and the NLL."""
+    return {
+        "row": row.index, "bucket": row.bucket, "conv_id": row.conv_id, "source": row.source, "emotion": row.emotion,
+        "history": row.history, "prompt": row.prompt, "reference": row.response, "responses": responses, "nll": nll,
+    }  # fmt: skip
+
+
+def _examples(rows: list[Row], per_row: list[dict[str, Any]], settings: EvaluationSettings) -> list[dict[str, Any]]:
+    """examples.md's rows (`_pick_examples`), each with every model's response to the first decoding seed."""
+    first_seed = str(settings.decoding_seeds[0])
+    return [
+        {
+            "bucket": rows[i].bucket,
+            "history": rows[i].history,
+            "prompt": rows[i].prompt,
+            "reference": rows[i].response,
+            "emotion": rows[i].emotion,
+            "responses": {name: seeds[first_seed] for name, seeds in per_row[i]["responses"].items()},
+        }
+        for i in _pick_examples(_by_bucket(rows), settings.n_examples)
+    ]
+
+
 def _pick_examples(groups: dict[str, list[int]], n: int) -> list[int]:
     """``n`` rows spread evenly over the buckets and, within a bucket, over its rows."""
     picked: list[int] = []
@@ -372,38 +396,20 @@ def evaluate_models(
     shared_discriminator = _load_discriminator(settings.discriminator) if settings.discriminator else None
     reference = _reference_figures(data)
 
-    per_row: list[dict[str, Any]] = [
-        {
-            "row": r.index, "bucket": r.bucket, "conv_id": r.conv_id, "source": r.source, "emotion": r.emotion,
-            "history": r.history, "prompt": r.prompt, "reference": r.response, "responses": {}, "nll": {},
-        }
-        for r in rows
-    ]  # fmt: skip
+    per_row = [_row_record(r, responses={}, nll={}) for r in rows]
     results, model_info = {}, {}
     for name, path in models.items():
         results[name], model_info[name] = _evaluate_model(
             name, str(path), data, settings, device, shared_discriminator, per_row
         )
 
-    first_seed = str(settings.decoding_seeds[0])
-    examples = [
-        {
-            "bucket": rows[i].bucket,
-            "history": rows[i].history,
-            "prompt": rows[i].prompt,
-            "reference": rows[i].response,
-            "emotion": rows[i].emotion,
-            "responses": {name: per_row[i]["responses"][name][first_seed] for name in models},
-        }
-        for i in _pick_examples(data.groups, settings.n_examples)
-    ]
     return EvaluationReport(
         dataset=dataset_info,
         settings=settings.to_dict(),
         models=model_info,
         results=results,
         reference=reference,
-        examples=examples,
+        examples=_examples(rows, per_row, settings),
         rows=per_row,
         extra={
             "emotion_classifier": emotion_info,
@@ -412,6 +418,35 @@ def evaluate_models(
             "total_s": time.perf_counter() - started,
         },
     )
+
+
+def restore_corpus_text(data: dict[str, Any], dataset: Any, settings: EvaluationSettings) -> EvaluationReport:
+    """The report that `EvaluationReport.without_corpus_text` gave ``data``, its states, references and examples
+    read again from ``dataset`` with ``settings`` (those of the evaluation).
+
+    How a study's committed evaluation of a model is put back on a machine that has the corpora but never
+    evaluated the model. Each row's text must have the fingerprint it had when the model was evaluated: an
+    `EvaluationInputError` names the first row that differs (another split, corpus or version of the data).
+    """
+    if settings.to_dict() != data["settings"]:
+        raise EvaluationInputError("the evaluation to restore was made with other settings than these.")
+    rows, _ = load_rows(dataset, settings)
+    kept = data["rows"]
+    if [r.index for r in rows] != [row["row"] for row in kept]:
+        raise EvaluationInputError(
+            f"the evaluation to restore scored other rows than this dataset gives ({len(kept)} rows, here {len(rows)})."
+        )
+    per_row = []
+    for row, record in zip(rows, kept, strict=True):
+        restored = _row_record(row, responses=record["responses"], nll=record["nll"])
+        if row_fingerprint(restored) != record["fingerprint"]:
+            raise EvaluationInputError(
+                f"row {row.index} of the dataset is not the text that was evaluated (another corpus or version)."
+            )
+        per_row.append(restored)
+    report = EvaluationReport.from_dict({**data, "rows": per_row})
+    report.examples = _examples(rows, per_row, settings)
+    return report
 
 
 def _environment(device: torch.device) -> dict[str, str]:

@@ -166,6 +166,40 @@ def test_models_evaluated_one_at_a_time_combine_into_the_report_of_both(
         EvaluationReport.combine([alone[0], fewer])
 
 
+def test_a_report_without_corpus_text_quotes_none_and_comes_back_whole_from_the_dataset(
+    report, tiny_discriminator_path, toy_emotion_classifier, small_split
+):
+    """A study commits each model's evaluation without the corpora's text (their licenses) and puts the text back
+    from the dataset on a fresh clone: the same report, rows, examples and table as the evaluation wrote."""
+    from egail.evaluation.runner import restore_corpus_text
+
+    shared = report.without_corpus_text()
+    dumped = json.dumps(shared)
+    for row in report.rows:
+        for text in (row["prompt"], row["reference"], *row["history"]):
+            assert json.dumps(text)[1:-1] not in dumped, text
+    kept = {row["row"]: row["responses"] for row in shared["rows"]}
+    assert kept == {row["row"]: row["responses"] for row in report.rows}  # the models' own text stays
+
+    settings = _settings(tiny_discriminator_path, toy_emotion_classifier)
+    restored = restore_corpus_text(json.loads(dumped), small_split, settings)
+    assert restored.rows == json.loads(json.dumps(report.rows))
+    assert restored.examples == report.examples
+    assert restored.table_markdown() == report.table_markdown()
+    assert restored.to_dict() == json.loads(json.dumps(report.to_dict()))
+
+    edited = small_split.map(lambda row, i: {"response": row["response"] + (" (edited)" if i == 4 else "")},
+                             with_indices=True)  # fmt: skip
+    with pytest.raises(EvaluationInputError, match=r"row \d+ of the dataset is not the text that was evaluated"):
+        restore_corpus_text(shared, edited, settings)
+    with pytest.raises(EvaluationInputError, match="other rows"):
+        restore_corpus_text(shared, small_split.select(range(3)), settings)
+    fewer_seeds = _settings(tiny_discriminator_path, toy_emotion_classifier)
+    fewer_seeds.seeds = (0,)
+    with pytest.raises(EvaluationInputError, match="other settings"):
+        restore_corpus_text(shared, small_split, fewer_seeds)
+
+
 def test_plain_format_model_and_lora_adapter(tiny_lm_path, tiny_discriminator_path, small_split, tmp_path):
     """A model without a chat template is scored in the plain format; a LoRA folder is merged into its base;
     a GAIL run's own discriminator/ scores that run's responses."""

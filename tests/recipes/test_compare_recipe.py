@@ -4,6 +4,7 @@ and (slow) the whole study end to end on tiny models."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -148,15 +149,19 @@ def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, ti
     assert list(run["evaluation"]["models"]) == ["base", "sft", "sft-equal-compute", "empathygail"]
     assert "Not run yet (`--skip`): textgail, spin, empathygail-lr" in (part / "run.md").read_text()
     assert json.loads((part / "study.json").read_text())["baseline"] == "sft-equal-compute"
-    kept = tmp_path / "work" / "evaluation" / "models"
-    evaluated_at = {name: (kept / name / compare.PART_FILE).stat().st_mtime_ns for name in run["evaluation"]["models"]}
+    kept = part / compare.EVALUATIONS
+    evaluated_at = {name: (kept / f"{name}.json").stat().st_mtime_ns for name in run["evaluation"]["models"]}
+    for name in evaluated_at:  # the study keeps the models' responses and figures, never the corpus text
+        assert not {"prompt", "reference", "history"} & set(
+            json.loads((kept / f"{name}.json").read_text())["report"]["rows"][0]
+        )
 
     study = compare.main([*argv, "--reuse"])  # the rest: only the new models are trained and evaluated
     run = json.loads((study / "run.json").read_text())
     trained = ["data", "sft", "empathygail", "sft-equal-compute", "textgail", "spin", "empathygail-lr"]
     assert list(run["stages"]) == trained
     assert set(run["evaluation"]["models"]) == {"base", *trained[1:]}
-    assert {name: (kept / name / compare.PART_FILE).stat().st_mtime_ns for name in evaluated_at} == evaluated_at
+    assert {name: (kept / f"{name}.json").stat().st_mtime_ns for name in evaluated_at} == evaluated_at
     figures = json.loads((study / "results.json").read_text())
     assert set(figures["results"]) == set(run["evaluation"]["models"])
     assert "examples" not in figures  # they quote the corpora, which the study folder does not redistribute
@@ -167,6 +172,18 @@ def test_the_study_end_to_end_on_tiny_models(compare, tmp_path, tiny_lm_path, ti
     assert adapters == {"sft", "sft-equal-compute", "textgail", "empathygail", "spin", "empathygail-lr"}
     scored = json.loads((study / "study.json").read_text())
     assert "realism_auc" in json.dumps(scored)
+    # the work dir's evaluation and data gone (a fresh clone): the study's evaluations come back, none is redone
+    shutil.rmtree(tmp_path / "work" / "evaluation")
+    shutil.rmtree(tmp_path / "work" / "data")
+    evaluated_at = {name: (kept / f"{name}.json").stat().st_mtime_ns for name in run["evaluation"]["models"]}
+    scored_before = (study / "study.md").read_text()
+    again = compare.main([*argv, "--reuse"])
+    assert {name: (kept / f"{name}.json").stat().st_mtime_ns for name in evaluated_at} == evaluated_at
+    assert (again / "study.md").read_text() == scored_before
+    rerun_record = json.loads((again / "run.json").read_text())["evaluation"]
+    assert rerun_record["models"] == run["evaluation"]["models"]  # each model's CPU seconds from when it ran
+    run = json.loads((again / "run.json").read_text())
+    assert (tmp_path / "work" / "evaluation" / "examples.md").is_file()  # the text read again from the data
     # --reuse: nothing trains again
     rerun = compare.main([*argv, "--reuse", "--until", "empathygail-lr"])  # the last training stage
     assert json.loads((rerun / "run.json").read_text())["evaluation"] == run["evaluation"]  # kept, not dropped
