@@ -413,7 +413,7 @@ def evaluate_once(name: str, path: str, trained: str | None, data: Path, setting
     corpus text (the models' responses and every figure; the corpora's licenses forbid redistributing them), and
     reused when the same model (its stage's finish time) was evaluated on the same data with the same settings:
     its states and references are then read again from ``data``, so a fresh clone evaluates only new models."""
-    from egail.evaluation import evaluate_models
+    from egail.evaluation import EvaluationInputError, evaluate_models
     from egail.evaluation.runner import restore_corpus_text
 
     evaluated = {"model": path, "trained": trained, "data": str(data), "settings": settings.to_dict()}
@@ -421,7 +421,10 @@ def evaluate_once(name: str, path: str, trained: str | None, data: Path, setting
         kept = json.loads(archive.read_text())
         if kept["evaluated"] == evaluated:
             print(f"[study] evaluation of {name}: reused ({kept['cpu_s']:.0f} CPU s when it ran)", flush=True)
-            return restore_corpus_text(kept["report"], str(data), settings), kept["cpu_s"]
+            try:
+                return restore_corpus_text(kept["report"], str(data), settings), kept["cpu_s"]
+            except EvaluationInputError as error:
+                raise EvaluationInputError(f"{archive}: {error} Delete it to evaluate {name} again.") from error
     print(f"[study] evaluation of {name}", flush=True)
     started_cpu = time.process_time()
     report = evaluate_models({name: path}, str(data), settings)

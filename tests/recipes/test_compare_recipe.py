@@ -4,6 +4,7 @@ and (slow) the whole study end to end on tiny models."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 
@@ -218,3 +219,28 @@ def test_a_finished_stage_is_archived_in_the_study_and_restored_in_a_fresh_work_
     compare.restore_stage(fresh, tmp_path / "study")
     assert compare.run_stage(fresh, reuse=True)["command"] == stage.command  # reused, not run
     assert runs == [] and (fresh.folder / "checkpoint-2" / "adapter_model.safetensors").is_file()
+
+
+def test_a_kept_evaluation_whose_rows_changed_is_a_clear_error_naming_its_file(compare, tmp_path):
+    """The study's evaluation of a model is read back against the data; other text there is refused, not mixed."""
+    from egail.evaluation import EvaluationInputError, EvaluationSettings
+    from egail.evaluation.runner import load_rows
+
+    settings = EvaluationSettings(split="test", max_samples=4, emotion_classifier=None)
+    rows, _ = load_rows("embedded", settings)
+    evaluated = {"model": "m", "trained": None, "data": "embedded", "settings": settings.to_dict()}
+    kept_rows = [
+        {"row": r.index, "responses": {"m": {"0": "Oh no."}}, "nll": {}, "fingerprint": "0" * 16} for r in rows
+    ]
+    archive = tmp_path / "study" / compare.EVALUATIONS / "m.json"
+    archive.parent.mkdir(parents=True)
+    archive.write_text(
+        json.dumps(
+            {"evaluated": evaluated, "cpu_s": 1.0, "report": {"settings": settings.to_dict(), "rows": kept_rows}}
+        )
+    )
+    with pytest.raises(
+        EvaluationInputError,
+        match=rf"{re.escape(str(archive))}: row \d+ of the dataset is not the text that was evaluated.*Delete it",
+    ):
+        compare.evaluate_once("m", "m", None, "embedded", settings, archive, reuse=True)
