@@ -166,7 +166,9 @@ class Stage:
 
     @property
     def command(self) -> list[str]:
-        return ["python", *self.script.split(), *self.argv]
+        """The command as recorded and compared: paths inside this checkout relative to it, so a study folder
+        restored in a clone elsewhere still matches its stages."""
+        return [arg.replace(f"{REPO}/", "") for arg in ("python", *self.script.split(), *self.argv)]
 
 
 def _recipe(name: str):
@@ -511,7 +513,7 @@ def write_run_md(
     if skipped:
         lines += ["", f"Not run yet (`--skip`): {', '.join(skipped)}; the evaluation covers the models above."]
     lines += ["", "Each stage's command (compare.py runs them in one process):", "", "```bash"]
-    lines += [shlex.join(s.command).replace(f"{REPO}/", "") for s in stages if s.name in records]
+    lines += [shlex.join(s.command) for s in stages if s.name in records]
     lines += ["```", "", f"This study: `python recipes/compare.py {shlex.join(argv or sys.argv[1:])}`", ""]
     (study / "run.md").write_text("\n".join(lines))
     run = {"egail": __version__, "args": vars(args), "stages": records, "evaluation": evaluation}

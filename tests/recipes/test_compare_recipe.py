@@ -40,6 +40,13 @@ def test_a_finished_stage_is_reused_only_with_the_same_command(compare, tmp_path
     assert len(runs) == 3
 
 
+def test_a_stage_records_paths_inside_the_checkout_relative_to_it(compare, tmp_path):
+    """A study's stage.json files are committed: a clone in another folder must find the same commands."""
+    config = compare.RECIPES / "configs" / "sft.yaml"
+    record = compare.run_stage(_stage(compare, tmp_path, [], argv=("--config", str(config))), reuse=True)
+    assert record["command"] == ["python", "recipes/toy.py", "--config", "recipes/configs/sft.yaml"]
+
+
 def test_a_half_written_stage_is_redone_from_scratch(compare, tmp_path):
     (tmp_path / "stage").mkdir()
     (tmp_path / "stage" / "leftover.txt").write_text("from a killed run")
