@@ -444,9 +444,21 @@ def test_false_alarm_rate_on_everyday_dailydialog_lines(guard, raw_data):
 
 @pytest.mark.slow
 def test_training_reproduces_the_committed_weights(tmp_path):
+    """The same record, threshold and dev figures; the weights to float noise. The encoder's embeddings move in
+    their last digits with library releases and machines (a fresh install with transformers 5.25.0 trained
+    weights at most 1.2e-6 from the committed ones, all else identical), so exact equality of the floats would
+    test the install, not the training."""
+    import numpy as np
+
     from egail.safety_train import main
 
     output = tmp_path / CLASSIFIER_WEIGHTS
     main(["--output", str(output)])
     committed = json.loads((resources.files("egail") / "safety_data" / CLASSIFIER_WEIGHTS).read_text("utf-8"))
-    assert json.loads(output.read_text("utf-8")) == committed
+    trained = json.loads(output.read_text("utf-8"))
+    learned = ("weight", "bias")
+    assert {k: v for k, v in trained.items() if k not in learned} == {
+        k: v for k, v in committed.items() if k not in learned
+    }
+    for name in learned:
+        np.testing.assert_allclose(trained[name], committed[name], rtol=0, atol=1e-5, err_msg=name)
