@@ -181,6 +181,14 @@ def _recipe(name: str):
     return module
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temporary file renamed over it): a run killed mid-write leaves no
+    half-written record for ``--reuse`` to trust."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
 def finished(stage: Stage) -> dict | None:
     """The stage's record when it finished with this very command, else None."""
     record_file = stage.folder / STAGE_FILE
@@ -229,8 +237,7 @@ def run_stage(stage: Stage, reuse: bool) -> dict:
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     stage.folder.mkdir(parents=True, exist_ok=True)
-    (stage.folder / (STAGE_FILE + ".tmp")).write_text(json.dumps(record, indent=2))
-    (stage.folder / (STAGE_FILE + ".tmp")).replace(stage.folder / STAGE_FILE)  # last, atomically
+    write_whole(stage.folder / STAGE_FILE, json.dumps(record, indent=2))  # last
     print(f"[study] {stage.name}: {record['cpu_s']:.0f} CPU s, {record['wall_s']:.0f} s wall", flush=True)
     return record
 
@@ -433,8 +440,7 @@ def evaluate_once(name: str, path: str, trained: str | None, data: Path, setting
     cpu_s = round(time.process_time() - started_cpu, 1)
     archive.parent.mkdir(parents=True, exist_ok=True)
     kept = {"evaluated": evaluated, "cpu_s": cpu_s, "report": report.without_corpus_text()}
-    (archive.parent / (archive.name + ".tmp")).write_text(json.dumps(kept, indent=1) + "\n")
-    (archive.parent / (archive.name + ".tmp")).replace(archive)  # whole or not at all
+    write_whole(archive, json.dumps(kept, indent=1) + "\n")
     return report, cpu_s
 
 
