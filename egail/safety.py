@@ -11,11 +11,13 @@ The guard has two parts, OR-ed, because each covers the other's blind spot:
   transparent, instant, and they never miss the explicit phrasings someone wrote a pattern for. They
   cannot reach the indirect ones ("the pills are in my pocket", "tell my mum I love her"), which is how
   people in crisis most often speak, without drowning in false alarms ("this exam is killing me").
-- **A classifier**: a multinomial logistic regression on frozen, mean-pooled all-MiniLM-L6-v2 sentence
-  embeddings, trained by ``python -m egail.safety_train`` on the train split of the team-written set in
-  ``egail/safety_data/guard_messages.jsonl``. Its threshold on "not 'none'" was chosen on the dev split
-  for recall. It also reads the last few user turns together, so a warning sign spread over turns
-  ("I can't do this anymore" ... "I have the pills here") is caught.
+- **A classifier**: all-MiniLM-L6-v2 fine-tuned with LoRA, with two softmax heads, trained by
+  ``python -m egail.safety_train`` on the train split of the team-written sets in ``egail/safety_data/``
+  and on ordinary turns of EmpatheticDialogues and DailyDialog. The message head tells the warning signs
+  from ordinary text (its threshold chosen on the dev split for recall at precision 0.9); it also reads the
+  last few user turns together, so a warning sign spread over turns ("I can't do this anymore" ... "I have
+  the pills here") is caught. The reply head tells a reply that encourages harm or gives a method from an
+  ordinary or a supportive one.
 
 It leans towards flagging: a false alarm costs one unneeded pointer to a helpline, a miss costs far
 more. For the same reason it fails safe: if checking a message raises, the failure is logged and the
@@ -79,8 +81,11 @@ SIGNS: dict[str, str] = {
     "abuse": ABUSE,
 }
 NONE = "none"
+#: What the output screen's classifier looks for in a model's reply.
+REPLY_SIGNS = ("encouragement", "method")  # encouraging or validating harm; means, places, timing, hiding it
 
-CLASSIFIER_WEIGHTS = "guard_classifier.json"
+CLASSIFIER_WEIGHTS = "guard_classifier.json"  # classes, threshold, floors, LoRA settings, training record
+CLASSIFIER_TENSORS = "guard_classifier.safetensors"  # the head and the encoder's LoRA factors
 #: How many user turns (the latest included) the context check reads.
 CONTEXT_TURNS = 3
 # Characters of each turn the classifier reads: MiniLM reads 256 tokens at most; a huge message is read
@@ -330,12 +335,14 @@ def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
 class SentenceEncoder:
     """The embedded all-MiniLM-L6-v2, mean-pooled and normalised (as it was trained), loaded on first use.
 
-    Loading takes a second or two and most chats never need it for long, so it waits for the first
-    message; a lock keeps two first messages from loading it twice.
+    ``deltas`` (linear layer name to a weight update, e.g. the classifier's merged LoRA factors) are added to
+    the pretrained weights at load. Loading takes a second or two and most chats never need it for long, so it
+    waits for the first message; a lock keeps two first messages from loading it twice.
     """
 
-    def __init__(self, name: str = "minilm-l6"):
+    def __init__(self, name: str = "minilm-l6", deltas: dict[str, Any] | None = None):
         self.name = name
+        self.deltas = dict(deltas or {})
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -344,35 +351,59 @@ class SentenceEncoder:
         with self._lock:
             if self._model is not None:
                 return
+            import torch
             from transformers import AutoModel, AutoTokenizer
 
             from egail.models import resolve_model_path
 
             path = resolve_model_path(self.name)
-            self._tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-            self._model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+            with torch.no_grad():
+                for name, delta in self.deltas.items():
+                    weight = model.get_submodule(name).weight
+                    if weight.shape != delta.shape:
+                        raise ValueError(
+                            f"{name}: a weight update of shape {tuple(delta.shape)} for {tuple(weight.shape)}"
+                        )
+                    weight += delta.to(weight.dtype)
+            self._tokenizer, self._model = tokenizer, model
+
+    def tokenize(self, texts: Sequence[str]) -> Any:
+        """A padded batch of token ids, cut at the 256 tokens MiniLM reads."""
+        self._load()
+        return self._tokenizer(list(texts), padding=True, truncation=True, max_length=256, return_tensors="pt")
+
+    @staticmethod
+    def pool(model: Any, batch: Any) -> Any:
+        """Mean over the tokens of ``model``'s last hidden states, normalised: the sentence embedding."""
+        import torch
+
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> Any:
         """One unit-length embedding per text, as a float64 numpy array (rows follow ``texts``)."""
         import numpy as np
         import torch
 
-        self._load()
         chunks = []
         for begin in range(0, len(texts), batch_size):
-            batch = self._tokenizer(
-                list(texts[begin : begin + batch_size]),
-                padding=True,
-                truncation=True,
-                max_length=256,
-                return_tensors="pt",
-            )
+            batch = self.tokenize(texts[begin : begin + batch_size])
             with torch.inference_mode():
-                hidden = self._model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            chunks.append(torch.nn.functional.normalize(pooled, dim=-1).double().numpy())
+                chunks.append(self.pool(self._model, batch).double().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 384))
+
+
+def lora_deltas(tensors: dict[str, Any], scaling: float) -> dict[str, Any]:
+    """Each fine-tuned linear layer's weight update, ``scaling * B @ A``, from its stored LoRA factors."""
+    return {
+        key.removesuffix(".lora_A"): scaling * (tensors[key.removesuffix("A") + "B"].double() @ tensors[key].double())
+        for key in tensors
+        if key.endswith(".lora_A")
+    }
 
 
 def classifier_input(text: str) -> list[str]:
@@ -383,10 +414,14 @@ def classifier_input(text: str) -> list[str]:
     return [text[:_PIECE_CHARS], text[-_PIECE_CHARS:]]
 
 
-def around_match(normalized: str, matched: str, chars: int = 200) -> str:
-    """The words around a rule's match, for the classifier to judge the match in its own sentence."""
+def around_match(normalized: str, matched: str, words: int = 12) -> str:
+    """The match in its own sentence, at most ``words`` words either side: what the classifier judges a rule
+    hit by. The sentence, because "Durkheim's study on suicide" is history wherever it stands; no more, because
+    filler around a crisis ("blah blah ... and tonight I'll take all my pills") would dilute it away."""
     start = max(normalized.find(matched), 0)
-    return normalized[max(0, start - chars) : start + len(matched) + chars]
+    before = re.split(r"[.!?\n]", normalized[:start])[-1].split()[-words:]
+    after = re.split(r"[.!?\n]", normalized[start + len(matched) :])[0].split()[:words]
+    return " ".join([*before, matched, *after])
 
 
 def context_window(turns: Sequence[str]) -> str:
@@ -405,59 +440,90 @@ def context_fires(score: float, window_score: float, before_score: float, thresh
     return window_score >= threshold and (before_score < threshold or score >= floor)
 
 
-class CrisisClassifier:
-    """A softmax regression over ``none`` and the warning signs in ``SIGNS``, on MiniLM embeddings.
+@dataclass(frozen=True)
+class SoftmaxHead:
+    """A linear softmax over ``classes`` on sentence embeddings; ``classes[0]`` is the ordinary one (``none``).
 
-    The weights live in a JSON file (no pickles) written by ``python -m egail.safety_train``; a message's
-    score is the probability of anything but ``none``, flagged at ``threshold``. ``context_floor`` is the
-    score the latest message needs for the context check to re-fire after an earlier flagged turn, and a
-    rule hit on a message scoring under ``rule_veto`` is dropped (the classifier is sure it is ordinary).
+    A text's score is the probability of anything but ``none``, flagged at ``threshold``; its sign is the
+    likeliest of the other classes.
     """
 
-    def __init__(self, weights: dict[str, Any], encoder: SentenceEncoder | None = None):
-        import numpy as np
+    classes: tuple[str, ...]
+    weight: Any
+    bias: Any
+    threshold: float
 
-        self.classes: list[str] = list(weights["classes"])
-        self.weight = np.asarray(weights["weight"], dtype=np.float64)
-        self.bias = np.asarray(weights["bias"], dtype=np.float64)
-        self.threshold = float(weights["threshold"])
-        self.context_floor = float(weights["context_floor"])
-        self.rule_veto = float(weights["rule_veto"])
-        if self.classes[0] != NONE or set(self.classes[1:]) != set(SIGNS):
-            raise ValueError(f"classifier classes {self.classes} do not match egail's signs {sorted(SIGNS)}")
+    def __post_init__(self) -> None:
+        if self.classes[0] != NONE:
+            raise ValueError(f"a head's first class must be {NONE!r}, got {self.classes}")
         if self.weight.shape != (len(self.classes), 384) or self.bias.shape != (len(self.classes),):
-            raise ValueError(f"classifier weights have shape {self.weight.shape}, expected ({len(self.classes)}, 384)")
-        self.encoder = encoder or SentenceEncoder(weights.get("encoder", "minilm-l6"))
+            raise ValueError(f"head has shape {self.weight.shape}, expected ({len(self.classes)}, 384)")
 
-    @classmethod
-    def load(cls, encoder: SentenceEncoder | None = None) -> CrisisClassifier:
-        """The classifier shipped with egail."""
-        path = resources.files("egail") / "safety_data" / CLASSIFIER_WEIGHTS
-        return cls(json.loads(path.read_text(encoding="utf-8")), encoder)
-
-    def probabilities(self, embeddings: Any) -> Any:
-        """Class probabilities, one row per embedding."""
+    def scores(self, embeddings: Any) -> list[tuple[float, str]]:
+        """Per embedding, its score and likeliest sign."""
         import numpy as np
 
         logits = embeddings @ self.weight.T + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = exp / exp.sum(axis=1, keepdims=True)
+        return [(float(1.0 - p[0]), self.classes[1 + int(p[1:].argmax())]) for p in probabilities]
+
+
+class CrisisClassifier:
+    """Two softmax heads on a MiniLM fine-tuned for them: users' warning signs, and unsafe replies.
+
+    The message head tells ``none`` from the warning signs in ``SIGNS``; the reply head tells ``none`` from
+    ``REPLY_SIGNS`` (a model reply that encourages harm or gives a method). Written by ``python -m
+    egail.safety_train``: settings, thresholds and training record in a JSON file, tensors in safetensors (no
+    pickles): the heads (``head.*``, ``reply_head.*``) and low-rank (LoRA) updates of the encoder's linear
+    layers (``<layer>.lora_A``, ``<layer>.lora_B``), merged into the pretrained MiniLM when it loads.
+    ``context_floor`` is the score the latest message needs for the context check to re-fire after an earlier
+    flagged turn, and a rule hit on a message scoring under ``rule_veto`` is dropped (the classifier is sure
+    it is ordinary).
+    """
+
+    def __init__(self, weights: dict[str, Any], tensors: dict[str, Any], encoder: SentenceEncoder | None = None):
+        import numpy as np
+
+        def head(prefix: str, classes: Sequence[str], threshold: float) -> SoftmaxHead:
+            weight, bias = (np.asarray(tensors[f"{prefix}.{name}"], dtype=np.float64) for name in ("weight", "bias"))
+            return SoftmaxHead(tuple(classes), weight, bias, float(threshold))
+
+        if tuple(weights["classes"][1:]) != tuple(SIGNS) or tuple(weights["reply_classes"][1:]) != REPLY_SIGNS:
+            raise ValueError(f"classifier classes {weights['classes']}, {weights['reply_classes']} are not egail's")
+        self.messages = head("head", weights["classes"], weights["threshold"])
+        self.replies = head("reply_head", weights["reply_classes"], weights["reply_threshold"])
+        self.context_floor = float(weights["context_floor"])
+        self.rule_veto = float(weights["rule_veto"])
+        if encoder is None:
+            deltas = lora_deltas(tensors, float(weights["lora"]["scaling"]))
+            encoder = SentenceEncoder(weights.get("encoder", "minilm-l6"), deltas)
+        self.encoder = encoder
+
+    @classmethod
+    def load(cls) -> CrisisClassifier:
+        """The classifier shipped with egail."""
+        from safetensors.torch import load
+
+        folder = resources.files("egail") / "safety_data"
+        weights = json.loads((folder / CLASSIFIER_WEIGHTS).read_text(encoding="utf-8"))
+        return cls(weights, load((folder / CLASSIFIER_TENSORS).read_bytes()))
 
     def score_groups(self, groups: Sequence[Sequence[str]]) -> list[tuple[float, str]]:
-        """Per group of pieces (one text), its score and closest sign, the max over its pieces.
+        """Per group of pieces (one text), its message score and closest sign, the max over its pieces.
 
         All pieces go through the encoder in one batch: one forward pass per message, context included.
         """
-        flat = [piece for group in groups for piece in group]
-        probabilities = self.probabilities(self.encoder.encode(flat))
+        scored = self.messages.scores(self.encoder.encode([piece for group in groups for piece in group]))
         results, row = [], 0
         for group in groups:
-            block = probabilities[row : row + len(group)]
+            results.append(max(scored[row : row + len(group)]))
             row += len(group)
-            best = int((1.0 - block[:, 0]).argmax())
-            results.append((float(1.0 - block[best, 0]), self.classes[1 + int(block[best, 1:].argmax())]))
         return results
+
+    def score_reply(self, text: str) -> tuple[float, str]:
+        """A model reply's score on the reply head and its closest kind of harm, the max over its pieces."""
+        return max(self.replies.scores(self.encoder.encode(classifier_input(text))))
 
 
 class CrisisGuard:
@@ -548,7 +614,7 @@ class CrisisGuard:
             groups.append([around_match(normalize(text), ruled.matched or "")])
         scored = classifier.score_groups(groups)
         score, sign = scored[0]
-        threshold = classifier.threshold
+        threshold = classifier.messages.threshold
         details = {"sign": sign, "score": round(score, 4), "threshold": threshold}
         if ruled.flagged:
             # Keyword rules fire on history lessons, novels and jokes ("Durkheim's study on suicide"); a rule hit
@@ -574,16 +640,31 @@ class CrisisGuard:
         return GuardResult(False, reason=f"classifier: score {score:.3f} < threshold {threshold:.3f}", **details)
 
     def screen_output(self, text: Any) -> GuardResult:
-        """Whether a model reply encourages harm, gives a method, or itself reads as a crisis message."""
+        """Whether a model reply encourages harm or gives a method: the output rules, then the reply head.
+
+        The reply is not run through the message check: a good reply to someone in crisis asks about suicide
+        and names the means ("can you put the pills somewhere else tonight?"), and must reach them.
+        """
         try:
-            normalized = normalize(as_text(text))
-            matched = self._first_match(normalized, self._output_patterns)
+            return self._screen_output(as_text(text))
         except Exception as error:  # fail safe, as in check
             logger.exception("output screen failed; treating the reply as flagged")
             return GuardResult(True, source=ERROR, reason=f"output screen failed ({type(error).__name__}): fail safe")
+
+    def _screen_output(self, text: str) -> GuardResult:
+        matched = self._first_match(normalize(text), self._output_patterns)
         if matched is not None:
             return GuardResult(True, UNSAFE_OUTPUT, matched, RULE, reason=f"output rule matched {matched!r}")
-        return self.check(text)
+        classifier = self.classifier
+        if classifier is None or not text.strip():
+            return GuardResult(False, degraded=self._use_classifier and classifier is None)
+        score, sign = classifier.score_reply(text)
+        threshold = classifier.replies.threshold
+        details = {"sign": sign, "score": round(score, 4), "threshold": threshold}
+        if score >= threshold:
+            reason = f"reply classifier: {sign}, score {score:.3f} >= threshold {threshold:.3f}"
+            return GuardResult(True, UNSAFE_OUTPUT, source=CLASSIFIER, reason=reason, **details)
+        return GuardResult(False, reason=f"reply classifier: score {score:.3f} < threshold {threshold:.3f}", **details)
 
 
 def _read_jsonl(name: str, required: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ README's Safety section quotes them. The test split is only ever read here, neve
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import statistics
@@ -20,6 +19,7 @@ from egail.safety import (
     ABUSE,
     CATEGORIES,
     CLASSIFIER,
+    CLASSIFIER_TENSORS,
     CLASSIFIER_WEIGHTS,
     CONTEXT,
     CRISIS_REPLY,
@@ -38,8 +38,10 @@ from egail.safety import (
 )
 from egail.safety_train import (
     assign_splits,
+    ed_split,
     evaluate_guard,
     format_report,
+    load_corpus_turns,
     load_embedded_turns,
     precision_recall,
 )
@@ -48,18 +50,18 @@ HARD_NEGATIVES = ("idiom", "pet_illness", "fiction", "history", "sadness", "grie
 
 # Floors at the figures measured on the test split when the weights were committed (see the README): they
 # catch regressions, and they are what the guard is known to do, not what the issue asked for.
-# The issue asks for recall >= 0.95 at precision >= 0.90; the guard does not reach it (recall 0.77).
-TEST_FLOORS = {"precision": 0.90, "recall": 0.76}
+# The issue asks for recall >= 0.95 at precision >= 0.90; the guard does not reach it (recall 0.82).
+TEST_FLOORS = {"precision": 0.93, "recall": 0.82}
 SIGN_RECALL_FLOORS = {
-    "ideation": 0.92,
-    "plan_means": 0.37,
-    "farewell": 0.44,
-    "burden": 0.91,
-    "disappear": 0.81,
-    "self_injury": 0.82,
+    "ideation": 0.86,
+    "plan_means": 0.74,
+    "farewell": 0.64,
+    "burden": 0.83,
+    "disappear": 0.84,
+    "self_injury": 0.84,
     "voices": 1.0,
-    "harm_to_others": 0.81,
-    "abuse": 0.90,
+    "harm_to_others": 0.82,
+    "abuse": 0.95,
 }
 
 
@@ -107,6 +109,18 @@ def test_splits_are_the_seeded_ones_and_stratified(messages):
     assert embedded == load_embedded_turns() and {row["split"] for row in embedded} == {"train", "dev", "test"}
 
 
+def test_a_new_writing_batch_leaves_earlier_splits_alone(messages):
+    for batch in {row.get("batch", 1) for row in messages}:
+        members = [row for row in messages if row.get("batch", 1) == batch]
+        assert assign_splits(members) == [row["split"] for row in members], batch
+
+
+def test_ed_conversations_are_split_by_a_seeded_hash():
+    splits = Counter(ed_split(f"hit:{i}_conv:{2 * i}") for i in range(4000))
+    assert 1800 < splits["test"] < 2200 and 300 < splits["dev"] < 500 and 1400 < splits["train"] < 1800, splits
+    assert ed_split("hit:3_conv:6") == ed_split("hit:3_conv:6")
+
+
 def test_replies_set_is_well_formed():
     replies = load_guard_replies()
     labels = Counter(row["label"] for row in replies)
@@ -114,12 +128,20 @@ def test_replies_set_is_well_formed():
     assert [row["split"] for row in replies] == assign_splits(replies)
 
 
-def test_weights_are_json_with_their_training_record():
-    raw = (resources.files("egail") / "safety_data" / CLASSIFIER_WEIGHTS).read_text(encoding="utf-8")
-    weights = json.loads(raw)
+def test_weights_are_json_and_safetensors_with_their_training_record():
+    from safetensors.torch import load
+
+    folder = resources.files("egail") / "safety_data"
+    weights = json.loads((folder / CLASSIFIER_WEIGHTS).read_text(encoding="utf-8"))
     assert weights["classes"][0] == "none" and set(weights["classes"][1:]) == set(SIGNS)
-    assert 0 < weights["rule_veto"] < weights["threshold"] < 1
+    assert 0 <= weights["rule_veto"] < weights["threshold"] < 1 and 0 < weights["reply_threshold"] < 1
     assert weights["training"]["command"] == "python -m egail.safety_train"
+    tensors = load((folder / CLASSIFIER_TENSORS).read_bytes())
+    assert tuple(tensors["head.weight"].shape) == (len(SIGNS) + 1, 384)
+    factors = [key for key in tensors if key.endswith(".lora_A")]
+    assert len(factors) == 6 * 6  # query, key, value, and three dense layers in each of MiniLM's six blocks
+    for key in factors:
+        assert tensors[key].shape[0] == weights["lora"]["rank"] == tensors[key[:-1] + "B"].shape[1]
 
 
 def test_figures_on_the_test_split(guard, messages):
@@ -129,6 +151,12 @@ def test_figures_on_the_test_split(guard, messages):
         reports[split] = evaluate_guard(guard, [row for row in messages if row["split"] == split])
         print("\n" + format_report(f"crisis guard [{split}]", reports[split], examples=12 if split == "test" else 0))
     test = reports["test"]
+    # Batch 1's test rows were read by earlier versions of the guard; batches 2 and 3 were new to this one.
+    for batch in sorted({row.get("batch", 1) for row in messages}):
+        rows = [row for row in messages if row["split"] == "test" and row.get("batch", 1) == batch]
+        results = [guard.check(row["text"], row.get("context") or []).flagged for row in rows]
+        precision, recall = precision_recall(results, [row["label"] for row in rows])
+        print(f"  writing batch {batch}: n={len(rows)} precision={precision:.3f} recall={recall:.3f}")
     assert test["precision"] >= TEST_FLOORS["precision"] and test["recall"] >= TEST_FLOORS["recall"]
     for sign, floor in SIGN_RECALL_FLOORS.items():
         assert test["per_sign"][sign]["recall"] >= floor, (sign, test["per_sign"][sign])
@@ -175,7 +203,8 @@ def test_replies_are_screened(guard):
     precision, recall = precision_recall(
         [guard.screen_output(r["text"]).flagged for r in rows], [r["label"] for r in rows]
     )
-    assert recall >= 0.77 and precision >= 0.87  # the measured figures: the screen misses a fifth of unsafe replies
+    # The measured figures: the screen misses most unsafe replies worded without its rules' words.
+    assert recall >= 0.39 and precision >= 0.96
 
 
 def test_context_rule():
@@ -404,30 +433,39 @@ def test_guard_is_fast_on_huge_and_junk_input(guard):
     assert time.perf_counter() - start < 2.0  # no catastrophic backtracking
 
 
-def test_false_alarm_rate_on_ordinary_empathetic_dialogue(guard, raw_data):
-    """On EmpatheticDialogues' validation speaker turns (sad, scared, angry, but rarely in crisis) the guard
-    must stay quiet: a guard that answered every sad message with helplines would ruin the chat.
+@pytest.fixture(scope="module")
+def held_out_corpus_turns(raw_data) -> tuple[list[dict], list[dict]]:
+    """EmpatheticDialogues validation conversations in the half the classifier never trained on."""
+    messages, replies = load_corpus_turns(raw_data)
+    return (
+        [row for row in messages if row["category"] == "ed_speaker" and row["split"] == "test"],
+        [row for row in replies if row["split"] == "test"],
+    )
 
-    The rules alone flagged 0.1 %; with the classifier the guard flags 0.9 % (57 of 6,340), the price of its
-    recall. The budget was 0.5 % for the rules; it is 1 % for the whole guard.
-    """
-    path = raw_data / "empatheticdialogues" / "reconstructed" / "ed_valid.csv"
-    with path.open(newline="", encoding="utf-8") as handle:
-        texts = [r["utterance"].replace("_comma_", ",") for r in csv.DictReader(handle) if r["speaker_idx"] == "0"]
-    flagged = [t for t in texts if guard.check(t).flagged]
-    rate = len(flagged) / len(texts)
-    print(f"\ncrisis guard flags {len(flagged)}/{len(texts)} ED validation speaker turns ({rate:.2%})")
-    assert rate <= 0.01
+
+def test_false_alarm_rate_on_ordinary_empathetic_dialogue(guard, held_out_corpus_turns):
+    """EmpatheticDialogues' speaker turns (sad, scared, angry, but rarely in crisis), each with its earlier turns,
+    in the conversations the classifier never trained on: the guard must stay quiet, or the chat would answer
+    every sad message with helplines. The budget is 1 %."""
+    rows, _ = held_out_corpus_turns
+    flagged = [row for row in rows if guard.check(row["text"], row["context"]).flagged]
+    rate = len(flagged) / len(rows)
+    print(f"\ncrisis guard flags {len(flagged)}/{len(rows)} held-out ED validation speaker turns ({rate:.2%})")
+    assert len(rows) > 3000 and rate <= 0.01
+
+
+def test_false_alarm_rate_on_human_listener_replies(guard, held_out_corpus_turns):
+    """The output screen on ED's human listener replies (held-out half): good replies must reach the user."""
+    _, rows = held_out_corpus_turns
+    flagged = [row for row in rows if guard.screen_output(row["text"]).flagged]
+    rate = len(flagged) / len(rows)
+    print(f"\noutput screen flags {len(flagged)}/{len(rows)} held-out ED listener replies ({rate:.2%})")
+    assert len(rows) > 2500 and rate <= 0.01
 
 
 def test_false_alarm_rate_on_everyday_dailydialog_lines(guard, raw_data):
     """DailyDialog's validation user turns (hotel desks, shops, directions, goodbyes), each with its earlier user
-    turns: text nobody looked at while writing the labelled set, so an honest view of everyday traffic.
-
-    Measured: 3.0 % of 1,000 sampled (seed 0) are flagged, over the 1 % budget of the ED test above; the
-    farewell and plan-or-means signs fire on "OK, goodbye." and "I need to refill this prescription.". The
-    floor is the measured figure, so that a regression shows; issue 14 is to bring it under 1 %.
-    """
+    turns: the classifier trained on some of DailyDialog's *train* turns, never on these. The budget is 1 %."""
     import random
 
     from egail.data.readers import read_dailydialog
@@ -439,26 +477,35 @@ def test_false_alarm_rate_on_everyday_dailydialog_lines(guard, raw_data):
     random.Random(0).shuffle(cases)
     flagged = [text for text, context in cases[:1000] if guard.check(text, context).flagged]
     print(f"\ncrisis guard flags {len(flagged)}/1000 DailyDialog validation user turns ({len(flagged) / 1000:.2%})")
-    assert len(flagged) <= 30
+    assert len(flagged) <= 10
 
 
 @pytest.mark.slow
-def test_training_reproduces_the_committed_weights(tmp_path):
-    """The same record, threshold and dev figures; the weights to float noise. The encoder's embeddings move in
-    their last digits with library releases and machines (a fresh install with transformers 5.25.0 trained
-    weights at most 1.2e-6 from the committed ones, all else identical), so exact equality of the floats would
-    test the install, not the training."""
+def test_training_reproduces_the_committed_weights(tmp_path, raw_data):
+    """The committed command, at the committed thread count, gives the same record and thresholds and the same
+    tensors to float noise (about 25 minutes on 2 cores). The encoder's arithmetic moves in its last digits
+    with library releases and machines, so exact equality of the floats would test the install, not the
+    training."""
     import numpy as np
+    from safetensors.torch import load_file
 
     from egail.safety_train import main
 
-    output = tmp_path / CLASSIFIER_WEIGHTS
-    main(["--output", str(output)])
-    committed = json.loads((resources.files("egail") / "safety_data" / CLASSIFIER_WEIGHTS).read_text("utf-8"))
-    trained = json.loads(output.read_text("utf-8"))
-    learned = ("weight", "bias")
-    assert {k: v for k, v in trained.items() if k not in learned} == {
-        k: v for k, v in committed.items() if k not in learned
-    }
-    for name in learned:
-        np.testing.assert_allclose(trained[name], committed[name], rtol=0, atol=1e-5, err_msg=name)
+    folder = resources.files("egail") / "safety_data"
+    committed = json.loads((folder / CLASSIFIER_WEIGHTS).read_text("utf-8"))
+    main(
+        [
+            "--output-dir",
+            str(tmp_path),
+            "--raw-data",
+            str(raw_data),
+            "--threads",
+            str(committed["training"]["threads"]),
+        ]
+    )
+    assert json.loads((tmp_path / CLASSIFIER_WEIGHTS).read_text("utf-8")) == committed
+    trained = load_file(tmp_path / CLASSIFIER_TENSORS)
+    shipped = load_file(str(folder / CLASSIFIER_TENSORS))
+    assert trained.keys() == shipped.keys()
+    for name, tensor in shipped.items():
+        np.testing.assert_allclose(trained[name].numpy(), tensor.numpy(), rtol=0, atol=1e-4, err_msg=name)
