@@ -154,7 +154,9 @@ def load_corpus_turns(raw_dir: Path) -> tuple[list[dict[str, Any]], list[dict[st
 
     for relative in (ED_VALID_CSV, DAILYDIALOG_TRAIN):
         if not (raw_dir / relative).exists():
-            raise FileNotFoundError(f"{raw_dir / relative} is missing: set EGAIL_RAW_DATA to the raw corpora folder")
+            raise FileNotFoundError(
+                f"{raw_dir / relative} is missing: pass --raw-data or set EGAIL_RAW_DATA to the raw corpora folder"
+            )
     messages: list[dict[str, Any]] = []
     replies: list[dict[str, Any]] = []
     for conversation in read_empatheticdialogues(raw_dir / ED_VALID_CSV, strict=True).conversations:
@@ -574,7 +576,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--floor-ratio", type=float, default=0.5, help="context floor as a share of the threshold")
     settings = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    weights = train(settings.output_dir, settings)
+    try:
+        weights = train(settings.output_dir, settings)
+    except (FileNotFoundError, ValueError) as error:  # missing corpora, a malformed labelled set: one line
+        parser.error(str(error))
     summary = {key: weights[key] for key in ("threshold", "reply_threshold", "context_floor", "rule_veto")}
     print(json.dumps({**summary, **weights["training"]}, indent=2))
 

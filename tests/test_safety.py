@@ -509,3 +509,13 @@ def test_training_reproduces_the_committed_weights(tmp_path, raw_data):
     assert trained.keys() == shipped.keys()
     for name, tensor in shipped.items():
         np.testing.assert_allclose(trained[name].numpy(), tensor.numpy(), rtol=0, atol=1e-4, err_msg=name)
+
+
+def test_training_without_the_corpora_is_a_one_line_error(tmp_path, capsys):
+    from egail.safety_train import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--raw-data", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    assert "ed_valid.csv is missing: pass --raw-data or set EGAIL_RAW_DATA" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
