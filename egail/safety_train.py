@@ -265,7 +265,7 @@ def fine_tune(
     from egail.models import resolve_model_path
 
     torch.manual_seed(settings.seed)
-    base = AutoModel.from_pretrained(resolve_model_path(encoder.name), use_safetensors=True)
+    base = AutoModel.from_pretrained(resolve_model_path(encoder.name), use_safetensors=True, trust_remote_code=False)
     config = LoraConfig(r=settings.rank, lora_alpha=2 * settings.rank, target_modules=list(LORA_TARGETS))
     model = get_peft_model(base, config)
     heads = torch.nn.ModuleDict({name: torch.nn.Linear(384, len(HEADS[name])) for name in tasks})
