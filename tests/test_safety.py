@@ -483,7 +483,7 @@ def test_false_alarm_rate_on_everyday_dailydialog_lines(guard, raw_data):
 @pytest.mark.slow
 def test_training_reproduces_the_committed_weights(tmp_path, raw_data):
     """The committed command, at the committed thread count, gives the same record and thresholds and the same
-    tensors to float noise (about 25 minutes on 2 cores). The encoder's arithmetic moves in its last digits
+    tensors to float noise (about 17 minutes on 2 cores). The encoder's arithmetic moves in its last digits
     with library releases and machines, so exact equality of the floats would test the install, not the
     training."""
     import numpy as np
