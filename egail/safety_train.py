@@ -474,10 +474,11 @@ def load_training_rows(raw_dir: Path) -> tuple[list[dict[str, Any]], list[dict[s
     corpus_messages, corpus_replies = load_corpus_turns(raw_dir)
     rules = CrisisGuard(classifier=False)
     # A corpus turn the rules flag may be one of the few real crises there: not taught as ordinary.
-    messages += load_embedded_turns()
+    embedded = load_embedded_turns()
+    messages += embedded
     messages += [r for r in corpus_messages if r["split"] != "train" or not rules.check_rules(r["text"]).flagged]
     # The embedded dialogues' listener turns, situations and one-liners are ordinary replies too.
-    replies += [row for row in load_embedded_turns() if row["category"] == "embedded_other"]
+    replies += [row for row in embedded if row["category"] == "embedded_other"]
     replies += [r for r in corpus_replies if r["split"] != "train" or not rules.screen_output(r["text"]).flagged]
     return messages, replies
 
