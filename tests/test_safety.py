@@ -392,7 +392,7 @@ def test_crisis_messages_are_flagged_with_their_category(guard, rules, text, cat
     [
         ("the pills are all counted out on my desk", "plan_means"),
         # "i wont be here next week, thanks for everything" was caught by the previous weights and is missed by
-        # these (0.67 against 0.80): one of the plainly worded farewells the README lists among the misses.
+        # these (0.67 against 0.80), like the plainly worded farewells among the README's confusion examples.
         ("i've written letters to my kids and left them in the drawer, they'll find them after", "farewell"),
         ("I keep hoping I won't wake up tomorrow", "disappear"),
         ("everyone would be so much happier if i wasnt around", "burden"),
