@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,12 @@ _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERTED_MARKER = "egail_converted.json"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+#: Held while egail builds a model with transformers. ``from_pretrained`` swaps module-level functions (weight
+#: initialisation, the device a module is made on) while it builds a model and swaps them back afterwards, so two
+#: threads loading at once can leave them swapped, and every later load in the process then leaves tied weights
+#: unmade, on the meta device. A server's workers do load at once: the crisis guard's encoder waits for the first
+#: messages, and those can arrive together.
+MODEL_LOADING = threading.RLock()
 
 #: The chatbot egail serves when given no model (`EmpatheticResponder.from_pretrained()`, ``python -m egail.chat``,
 #: the Space without ``EGAIL_MODEL``): a LoRA adapter inside the package, written by ``recipes/ship_default.py``.
@@ -211,7 +218,8 @@ def load_causal_lm(name_or_path: str, **kwargs: Any):
     config = _load_config(name_or_path, path, kwargs["trust_remote_code"])
     _require_causal(name_or_path, config)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        with MODEL_LOADING:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as error:
         if "safetensors" in str(error).lower() or any(Path(path).glob("*.bin")):
             raise ValueError(

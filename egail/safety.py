@@ -354,11 +354,12 @@ class SentenceEncoder:
             import torch
             from transformers import AutoModel, AutoTokenizer
 
-            from egail.models import resolve_model_path
+            from egail.models import MODEL_LOADING, resolve_model_path
 
             path = resolve_model_path(self.name)
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-            model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+            with MODEL_LOADING:
+                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+                model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
             with torch.no_grad():
                 for name, delta in self.deltas.items():
                     weight = model.get_submodule(name).weight
@@ -550,16 +551,19 @@ class CrisisGuard:
         self._classifier: CrisisClassifier | None = classifier if isinstance(classifier, CrisisClassifier) else None
         self._use_classifier = classifier is not False
         self._classifier_failed = False
+        self._loading = threading.Lock()  # first messages that arrive together load the classifier once
 
     @property
     def classifier(self) -> CrisisClassifier | None:
         """The classifier, loaded on first use; None when switched off or when it could not load."""
         if self._classifier is None and self._use_classifier and not self._classifier_failed:
-            try:
-                self._classifier = CrisisClassifier.load()
-            except Exception:  # any failure to load (files, memory, versions) leaves the rules running, logged
-                logger.exception("crisis classifier unavailable: the guard runs on its rules alone")
-                self._classifier_failed = True
+            with self._loading:
+                if self._classifier is None and not self._classifier_failed:
+                    try:
+                        self._classifier = CrisisClassifier.load()
+                    except Exception:  # any failure to load (files, memory, versions): the rules run on, logged
+                        logger.exception("crisis classifier unavailable: the guard runs on its rules alone")
+                        self._classifier_failed = True
         return self._classifier
 
     @staticmethod

@@ -98,11 +98,12 @@ class EmotionReader:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from egail.models import resolve_model_path
+        from egail.models import MODEL_LOADING, resolve_model_path
 
         path = resolve_model_path(encoder)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-        self.model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+        with MODEL_LOADING:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            self.model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
         self.labels = list((prototypes or PROTOTYPES).keys())
         centroids = [self.embed(examples).mean(0) for examples in (prototypes or PROTOTYPES).values()]
         self.centroids = torch.nn.functional.normalize(torch.stack(centroids), dim=-1)

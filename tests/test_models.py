@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from egail import models
@@ -102,3 +105,21 @@ def test_a_default_chatbot_missing_from_the_install_is_a_clear_error(monkeypatch
     monkeypatch.setattr(models, "default_chatbot_dir", lambda: tmp_path / "gone")
     with pytest.raises(models.ModelNotFoundError, match="installed without it"):
         models.resolve_model_path(models.DEFAULT_CHATBOT)
+
+
+def test_models_loaded_in_threads_at_once_leave_later_loads_whole(tiny_lm_path):
+    """transformers swaps module-level functions while it builds a model: without ``MODEL_LOADING``, eight
+    encoders loading together in server threads left the next causal LM's tied embedding on the meta device."""
+    from egail.safety import SentenceEncoder
+
+    encoders = [SentenceEncoder() for _ in range(8)]
+    barrier = threading.Barrier(len(encoders), timeout=60)
+
+    def first_use(encoder: SentenceEncoder):
+        barrier.wait()
+        return encoder.encode(["hello"])
+
+    with ThreadPoolExecutor(len(encoders)) as pool:
+        assert all(e.shape == (1, 384) for e in pool.map(first_use, encoders))
+    model = models.load_causal_lm(tiny_lm_path)
+    assert not [name for name, p in model.named_parameters() if p.is_meta]

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 import pytest
@@ -317,6 +319,28 @@ def test_a_failing_guard_is_logged_and_fails_safe(monkeypatch, caplog):
         result = broken.check("hello")
     assert result.flagged and result.source == ERROR and "RuntimeError" in result.reason
     assert "crisis guard failed" in caplog.text
+
+
+def test_first_messages_arriving_together_load_the_classifier_once(monkeypatch):
+    loads = []
+    load = CrisisClassifier.load
+
+    def counted_load() -> CrisisClassifier:
+        loads.append(threading.get_ident())
+        time.sleep(0.2)  # long enough for every other first message to arrive meanwhile
+        return load()
+
+    monkeypatch.setattr(CrisisClassifier, "load", staticmethod(counted_load))
+    guard = CrisisGuard()
+    barrier = threading.Barrier(8, timeout=60)
+
+    def first_message(_: int):
+        barrier.wait()
+        return guard.check("hello, how was your weekend?")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(first_message, range(8)))
+    assert len(loads) == 1 and not any(r.flagged or r.degraded for r in results), (loads, results)
 
 
 def test_without_the_encoder_the_rules_still_run_and_say_so(monkeypatch, caplog):

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from egail.models import MINILM, cache_dir, resolve_model_path
+from egail.models import MINILM, MODEL_LOADING, cache_dir, resolve_model_path
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -42,8 +42,9 @@ class SentenceEncoder:
 
         path = resolve_model_path(name_or_path)
         self.name = str(name_or_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-        self.model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+        with MODEL_LOADING:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            self.model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         self.max_length = max_length
