@@ -204,6 +204,17 @@ def _load_config(name_or_path: str | os.PathLike, path: str, trust_remote_code: 
         raise
 
 
+def load_sentence_encoder(name_or_path: str = MINILM) -> tuple[Any, Any]:
+    """A sentence encoder's tokenizer and model (eval mode, safetensors only), loaded under ``MODEL_LOADING``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    with MODEL_LOADING:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+    return tokenizer, model
+
+
 def load_causal_lm(name_or_path: str, **kwargs: Any):
     """A causal LM by embedded name, local folder or Hub id; a non-causal model is a clear ``ValueError``.
 

@@ -352,14 +352,10 @@ class SentenceEncoder:
             if self._model is not None:
                 return
             import torch
-            from transformers import AutoModel, AutoTokenizer
 
-            from egail.models import MODEL_LOADING, resolve_model_path
+            from egail.models import load_sentence_encoder
 
-            path = resolve_model_path(self.name)
-            with MODEL_LOADING:
-                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-                model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+            tokenizer, model = load_sentence_encoder(self.name)
             with torch.no_grad():
                 for name, delta in self.deltas.items():
                     weight = model.get_submodule(name).weight

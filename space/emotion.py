@@ -96,14 +96,10 @@ class EmotionReader:
 
     def __init__(self, encoder: str = "minilm-l6", prototypes: dict[str, list[str]] | None = None):
         import torch
-        from transformers import AutoModel, AutoTokenizer
 
-        from egail.models import MODEL_LOADING, resolve_model_path
+        from egail.models import load_sentence_encoder
 
-        path = resolve_model_path(encoder)
-        with MODEL_LOADING:
-            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-            self.model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+        self.tokenizer, self.model = load_sentence_encoder(encoder)
         self.labels = list((prototypes or PROTOTYPES).keys())
         centroids = [self.embed(examples).mean(0) for examples in (prototypes or PROTOTYPES).values()]
         self.centroids = torch.nn.functional.normalize(torch.stack(centroids), dim=-1)

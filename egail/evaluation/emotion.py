@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from egail.models import MINILM, MODEL_LOADING, cache_dir, resolve_model_path
+from egail.models import MINILM, cache_dir, load_sentence_encoder
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -38,13 +38,8 @@ class SentenceEncoder:
     """Mean-pooled, L2-normalised embeddings: the sentence-transformers recipe of all-MiniLM-L6-v2."""
 
     def __init__(self, name_or_path: str = MINILM, device: str | None = None, max_length: int = 128) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
-        path = resolve_model_path(name_or_path)
         self.name = str(name_or_path)
-        with MODEL_LOADING:
-            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-            self.model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
+        self.tokenizer, self.model = load_sentence_encoder(name_or_path)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         self.max_length = max_length
