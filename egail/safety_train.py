@@ -403,7 +403,7 @@ def pick_reply_threshold(
         if precision >= min_precision and capped and (best is None or recall > best[2]):
             best = (threshold, precision, recall)
     if best is None:
-        raise ValueError(f"no reply threshold reaches dev precision {min_precision}")
+        raise ValueError(f"no reply threshold reaches dev precision {min_precision} within the false-alarm cap")
     return best
 
 
