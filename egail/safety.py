@@ -11,10 +11,11 @@ The guard has two parts, OR-ed, because each covers the other's blind spot:
   transparent, instant, and they never miss the explicit phrasings someone wrote a pattern for. They
   cannot reach the indirect ones ("the pills are in my pocket", "tell my mum I love her"), which is how
   people in crisis most often speak, without drowning in false alarms ("this exam is killing me").
-- **A classifier**: all-MiniLM-L6-v2 fine-tuned with LoRA, with two softmax heads, trained by
+- **A classifier**: all-MiniLM-L6-v2 fine-tuned with LoRA, with two softmax heads (an ensemble of such
+  models from different seeds, their probabilities averaged), trained by
   ``python -m egail.safety_train`` on the train split of the team-written sets in ``egail/safety_data/``
   and on ordinary turns of EmpatheticDialogues and DailyDialog. The message head tells the warning signs
-  from ordinary text (its threshold chosen on the dev split for recall at precision 0.9); it also reads the
+  from ordinary text (its threshold chosen on the dev split for recall at precision 0.92); it also reads the
   last few user turns together, so a warning sign spread over turns ("I can't do this anymore" ... "I have
   the pills here") is caught. The reply head tells a reply that encourages harm or gives a method from an
   ordinary or a supportive one.
@@ -439,16 +440,11 @@ def context_fires(score: float, window_score: float, before_score: float, thresh
 
 @dataclass(frozen=True)
 class SoftmaxHead:
-    """A linear softmax over ``classes`` on sentence embeddings; ``classes[0]`` is the ordinary one (``none``).
-
-    A text's score is the probability of anything but ``none``, flagged at ``threshold``; its sign is the
-    likeliest of the other classes.
-    """
+    """A linear softmax over ``classes`` on sentence embeddings; ``classes[0]`` is the ordinary one (``none``)."""
 
     classes: tuple[str, ...]
     weight: Any
     bias: Any
-    threshold: float
 
     def __post_init__(self) -> None:
         if self.classes[0] != NONE:
@@ -456,46 +452,85 @@ class SoftmaxHead:
         if self.weight.shape != (len(self.classes), 384) or self.bias.shape != (len(self.classes),):
             raise ValueError(f"head has shape {self.weight.shape}, expected ({len(self.classes)}, 384)")
 
-    def scores(self, embeddings: Any) -> list[tuple[float, str]]:
-        """Per embedding, its score and likeliest sign."""
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Any], name: str, classes: tuple[str, ...]) -> SoftmaxHead:
+        """The head stored as ``<name>.weight`` and ``<name>.bias``."""
+        import numpy as np
+
+        weight, bias = (np.asarray(tensors[f"{name}.{part}"], dtype=np.float64) for part in ("weight", "bias"))
+        return cls(classes, weight, bias)
+
+    def probabilities(self, embeddings: Any) -> Any:
+        """Per embedding, the probability of each class (rows follow ``embeddings``)."""
         import numpy as np
 
         logits = embeddings @ self.weight.T + self.bias
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = exp / exp.sum(axis=1, keepdims=True)
-        return [(float(1.0 - p[0]), self.classes[1 + int(p[1:].argmax())]) for p in probabilities]
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def scores_and_signs(probabilities: Any, classes: Sequence[str]) -> list[tuple[float, str]]:
+    """Per row of class probabilities, its score (the probability of anything but ``none``) and likeliest sign."""
+    return [(float(1.0 - p[0]), classes[1 + int(p[1:].argmax())]) for p in probabilities]
+
+
+#: The classifier's two heads, by the prefix of their tensors.
+MESSAGE_HEAD, REPLY_HEAD = "head", "reply_head"
+
+
+@dataclass(frozen=True)
+class ClassifierMember:
+    """One fine-tuned MiniLM of the classifier's ensemble and its two heads (``MESSAGE_HEAD``, ``REPLY_HEAD``)."""
+
+    encoder: SentenceEncoder
+    heads: dict[str, SoftmaxHead]
+
+
+def member_prefix(index: int) -> str:
+    """The prefix of ensemble member ``index``'s tensors: ``member0.head.weight``, ``member1.<layer>.lora_A``."""
+    return f"member{index}."
 
 
 class CrisisClassifier:
-    """Two softmax heads on a MiniLM fine-tuned for them: users' warning signs, and unsafe replies.
+    """Two softmax heads on MiniLM fine-tuned for them (users' warning signs, unsafe replies), as an ensemble.
 
     The message head tells ``none`` from the warning signs in ``SIGNS``; the reply head tells ``none`` from
-    ``REPLY_SIGNS`` (a model reply that encourages harm or gives a method). Written by ``python -m
-    egail.safety_train``: settings, thresholds and training record in a JSON file, tensors in safetensors (no
-    pickles): the heads (``head.*``, ``reply_head.*``) and low-rank (LoRA) updates of the encoder's linear
-    layers (``<layer>.lora_A``, ``<layer>.lora_B``), merged into the pretrained MiniLM when it loads.
+    ``REPLY_SIGNS`` (a model reply that encourages harm or gives a method). ``members`` copies of MiniLM are
+    fine-tuned from different seeds, each with its own heads, and a text's class probabilities are the mean of
+    theirs: each member is wrong, confidently, on different indirect messages, and the mean is right more often
+    than either (one forward pass per member and message). Written by ``python -m egail.safety_train``:
+    settings, thresholds and training record in a JSON file, tensors in safetensors (no pickles): per member
+    (``member<i>.``) the heads (``head.*``, ``reply_head.*``) and low-rank (LoRA) updates of the encoder's
+    linear layers (``<layer>.lora_A``, ``<layer>.lora_B``), merged into the pretrained MiniLM when it loads.
     ``context_floor`` is the score the latest message needs for the context check to re-fire after an earlier
     flagged turn, and a rule hit on a message scoring under ``rule_veto`` is dropped (the classifier is sure
     it is ordinary).
     """
 
-    def __init__(self, weights: dict[str, Any], tensors: dict[str, Any], encoder: SentenceEncoder | None = None):
-        import numpy as np
-
-        def head(prefix: str, classes: Sequence[str], threshold: float) -> SoftmaxHead:
-            weight, bias = (np.asarray(tensors[f"{prefix}.{name}"], dtype=np.float64) for name in ("weight", "bias"))
-            return SoftmaxHead(tuple(classes), weight, bias, float(threshold))
-
-        if tuple(weights["classes"][1:]) != tuple(SIGNS) or tuple(weights["reply_classes"][1:]) != REPLY_SIGNS:
-            raise ValueError(f"classifier classes {weights['classes']}, {weights['reply_classes']} are not egail's")
-        self.messages = head("head", weights["classes"], weights["threshold"])
-        self.replies = head("reply_head", weights["reply_classes"], weights["reply_threshold"])
+    def __init__(self, weights: dict[str, Any], tensors: dict[str, Any]):
+        self.classes = tuple(weights["classes"])
+        self.reply_classes = tuple(weights["reply_classes"])
+        if self.classes[1:] != tuple(SIGNS) or self.reply_classes[1:] != REPLY_SIGNS:
+            raise ValueError(f"classifier classes {self.classes}, {self.reply_classes} are not egail's")
+        self.head_classes = {MESSAGE_HEAD: self.classes, REPLY_HEAD: self.reply_classes}
+        self.threshold = float(weights["threshold"])
+        self.reply_threshold = float(weights["reply_threshold"])
         self.context_floor = float(weights["context_floor"])
         self.rule_veto = float(weights["rule_veto"])
-        if encoder is None:
-            deltas = lora_deltas(tensors, float(weights["lora"]["scaling"]))
+        members = weights.get("members")
+        if not isinstance(members, int) or members < 1:
+            raise ValueError(f"the classifier's weights must name its ensemble members (1 or more), got {members!r}")
+        missing = [i for i in range(members) if f"{member_prefix(i)}{MESSAGE_HEAD}.weight" not in tensors]
+        if missing:
+            raise ValueError(f"the classifier's tensors lack ensemble member(s) {missing} of the {members} named")
+        self.members = []
+        for index in range(members):
+            prefix = member_prefix(index)
+            own = {key.removeprefix(prefix): value for key, value in tensors.items() if key.startswith(prefix)}
+            deltas = lora_deltas(own, float(weights["lora"]["scaling"]))
             encoder = SentenceEncoder(weights.get("encoder", "minilm-l6"), deltas)
-        self.encoder = encoder
+            heads = {name: SoftmaxHead.from_tensors(own, name, classes) for name, classes in self.head_classes.items()}
+            self.members.append(ClassifierMember(encoder, heads))
 
     @classmethod
     def load(cls) -> CrisisClassifier:
@@ -506,12 +541,18 @@ class CrisisClassifier:
         weights = json.loads((folder / CLASSIFIER_WEIGHTS).read_text(encoding="utf-8"))
         return cls(weights, load((folder / CLASSIFIER_TENSORS).read_bytes()))
 
+    def probabilities(self, head: str, texts: Sequence[str]) -> Any:
+        """Per text, the class probabilities of ``head`` (``MESSAGE_HEAD`` or ``REPLY_HEAD``), the members' mean."""
+        return sum(m.heads[head].probabilities(m.encoder.encode(texts)) for m in self.members) / len(self.members)
+
     def score_groups(self, groups: Sequence[Sequence[str]]) -> list[tuple[float, str]]:
         """Per group of pieces (one text), its message score and closest sign, the max over its pieces.
 
-        All pieces go through the encoder in one batch: one forward pass per message, context included.
+        All pieces go through each member's encoder in one batch: one forward pass per member and message,
+        context included.
         """
-        scored = self.messages.scores(self.encoder.encode([piece for group in groups for piece in group]))
+        pieces = [piece for group in groups for piece in group]
+        scored = scores_and_signs(self.probabilities(MESSAGE_HEAD, pieces), self.classes)
         results, row = [], 0
         for group in groups:
             results.append(max(scored[row : row + len(group)]))
@@ -520,7 +561,7 @@ class CrisisClassifier:
 
     def score_reply(self, text: str) -> tuple[float, str]:
         """A model reply's score on the reply head and its closest kind of harm, the max over its pieces."""
-        return max(self.replies.scores(self.encoder.encode(classifier_input(text))))
+        return max(scores_and_signs(self.probabilities(REPLY_HEAD, classifier_input(text)), self.reply_classes))
 
 
 class CrisisGuard:
@@ -614,7 +655,7 @@ class CrisisGuard:
             groups.append([around_match(normalize(text), ruled.matched or "")])
         scored = classifier.score_groups(groups)
         score, sign = scored[0]
-        threshold = classifier.messages.threshold
+        threshold = classifier.threshold
         details = {"sign": sign, "score": round(score, 4), "threshold": threshold}
         if ruled.flagged:
             # Keyword rules fire on history lessons, novels and jokes ("Durkheim's study on suicide"); a rule hit
@@ -659,7 +700,7 @@ class CrisisGuard:
         if classifier is None or not text.strip():
             return GuardResult(False, degraded=self._use_classifier and classifier is None)
         score, sign = classifier.score_reply(text)
-        threshold = classifier.replies.threshold
+        threshold = classifier.reply_threshold
         details = {"sign": sign, "score": round(score, 4), "threshold": threshold}
         if score >= threshold:
             reason = f"reply classifier: {sign}, score {score:.3f} >= threshold {threshold:.3f}"

@@ -1,9 +1,10 @@
 """Train the crisis guard's classifier: ``python -m egail.safety_train``.
 
 Reads ``egail/safety_data/guard_messages.jsonl`` (and the embedded dialogues, as ordinary negatives), fine-tunes
-MiniLM with LoRA and a softmax head over ``none`` and the warning signs on the **train** split, picks the
-threshold on the **dev** split (where the whole guard, rules OR classifier OR context, has the highest recall at
-precision >= ``--min-precision``), and writes the weights next to the data: settings and record as JSON, tensors
+``--members`` copies of MiniLM from successive seeds, each with LoRA and a softmax head over ``none`` and the
+warning signs, on the **train** split; picks the threshold of their averaged probabilities on the **dev** split
+(where the whole guard, rules OR classifier OR context, has the highest recall at precision >=
+``--min-precision``), and writes the weights next to the data: settings and record as JSON, tensors
 as safetensors. The test split is never read here. Everything is deterministic at a given thread count: a fixed
 split seed, seeded augmentation, seeded initialisation and batch order.
 """
@@ -28,7 +29,9 @@ from egail.safety import (
     CLASSIFIER_TENSORS,
     CLASSIFIER_WEIGHTS,
     CONTEXT_TURNS,
+    MESSAGE_HEAD,
     NONE,
+    REPLY_HEAD,
     REPLY_SIGNS,
     SIGNS,
     CrisisClassifier,
@@ -40,6 +43,7 @@ from egail.safety import (
     context_window,
     load_guard_messages,
     load_guard_replies,
+    member_prefix,
     normalize,
 )
 
@@ -50,7 +54,7 @@ SPLIT_FRACTIONS = {"train": 0.55, "dev": 0.15, "test": 0.30}
 CLASSES = [NONE, *SIGNS]
 REPLY_CLASSES = [NONE, *REPLY_SIGNS]
 #: The classifier's heads, by the prefix of their tensors: the classes each tells apart.
-HEADS = {"head": CLASSES, "reply_head": REPLY_CLASSES}
+HEADS = {MESSAGE_HEAD: CLASSES, REPLY_HEAD: REPLY_CLASSES}
 
 
 def assign_splits(rows: Sequence[dict[str, Any]], seed: int = SPLIT_SEED) -> list[str]:
@@ -124,9 +128,11 @@ DAILYDIALOG_TRAIN = "dailydialog/original/train"
 #: dev first). Short everyday lines ("7 o'clock tonight", "I took the red ones after lunch") are what a classifier
 #: trained on crisis messages learns to flag if it never sees enough of them.
 DAILYDIALOG_TURNS = {"train": 6000, "dev": 1000}
-#: The most false alarms the thresholds may raise on the dev split's ordinary corpus turns: under the 1 %
-#: budget the tests hold the guard to, with room for a sample of a few thousand turns.
-MAX_DEV_FALSE_ALARMS = 0.0075
+#: The most false alarms the thresholds may raise on the dev split's ordinary corpus turns (``--max-false-alarms``),
+#: a policy: a miss costs far more than an unneeded pointer to a helpline. The dev sample is small (1,678 turns),
+#: so the cap is above the tests' 1 % budget on held-out turns, which the ensemble keeps (0.93 % of ED's); at a
+#: 0.75 % cap, ensembles of two or three members lost 2 to 8 points of dev recall.
+MAX_DEV_FALSE_ALARMS = 0.0125
 
 
 def ed_split(conv_id: str) -> str:
@@ -253,14 +259,17 @@ def length_batches(examples: list[tuple[str, ...]], batch_size: int, rng: random
 
 
 def fine_tune(
-    encoder: SentenceEncoder, tasks: dict[str, tuple[list[str], list[int]]], settings: argparse.Namespace
+    encoder: SentenceEncoder,
+    tasks: dict[str, tuple[list[str], list[int]]],
+    settings: argparse.Namespace,
+    seed: int,
 ) -> tuple[dict[str, Any], float]:
-    """LoRA on MiniLM and one softmax head per task (``HEADS``), trained together by AdamW; deterministic.
+    """LoRA on MiniLM and one softmax head per task (``HEADS``), trained together by AdamW: one ensemble member.
 
     ``tasks`` maps a head to its texts and class indices; each batch mixes the tasks' examples and its loss is
-    the mean cross-entropy over them, each through its own head. Returns the tensors the classifier ships
-    (each head's ``weight`` and ``bias``, with ``HEAD_SCALE`` folded in, and each layer's ``lora_A`` /
-    ``lora_B``) and the LoRA scaling. Seeded initialisation and batch order.
+    the mean cross-entropy over them, each through its own head. Returns the tensors the classifier ships for
+    the member (each head's ``weight`` and ``bias``, with ``HEAD_SCALE`` folded in, and each layer's ``lora_A``
+    / ``lora_B``) and the LoRA scaling. ``seed`` sets the initialisation and the batch order: deterministic.
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -269,7 +278,7 @@ def fine_tune(
 
     from egail.models import resolve_model_path
 
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(seed)
     base = AutoModel.from_pretrained(resolve_model_path(encoder.name), use_safetensors=True, trust_remote_code=False)
     config = LoraConfig(r=settings.rank, lora_alpha=2 * settings.rank, target_modules=list(LORA_TARGETS))
     model = get_peft_model(base, config)
@@ -281,7 +290,7 @@ def fine_tune(
         for name, (texts, targets) in tasks.items()
         for text, target in zip(texts, targets, strict=True)
     ]
-    rng = random.Random(settings.seed)
+    rng = random.Random(seed)
     model.train()
     for epoch in range(1, settings.epochs + 1):
         losses = []
@@ -298,7 +307,8 @@ def fine_tune(
             optimizer.step()
             losses.append(loss.item() / len(batch))
         logger.info(
-            "epoch %d/%d: mean loss %.4f over %d batches",
+            "seed %d, epoch %d/%d: mean loss %.4f over %d batches",
+            seed,
             epoch,
             settings.epochs,
             sum(losses) / len(losses),
@@ -355,10 +365,14 @@ RULE_VETOES = (0.0, 0.01, 0.02, 0.05, 0.1)
 
 
 def pick_threshold(
-    scored: Sequence[dict], ordinary: Sequence[dict], min_precision: float, floor_ratio: float
+    scored: Sequence[dict],
+    ordinary: Sequence[dict],
+    min_precision: float,
+    floor_ratio: float,
+    max_false_alarms: float,
 ) -> tuple[float, float, float, float]:
     """The threshold (0.005 grid) and rule veto with the highest dev recall at dev precision >= ``min_precision``
-    that flag at most ``MAX_DEV_FALSE_ALARMS`` of the ``ordinary`` dev turns.
+    that flag at most ``max_false_alarms`` (a share) of the ``ordinary`` dev turns.
 
     Recall first, as the guard must, but not at any price: the labelled set is half crisis, real traffic
     almost none, so precision on it alone would let the chat answer everyday sadness with helplines. Ties go
@@ -374,18 +388,25 @@ def pick_threshold(
             if precision < min_precision or (best is not None and recall <= best[3]):
                 continue
             false_alarms = sum(guard_flags(s, threshold, threshold * floor_ratio, veto) for s in ordinary)
-            if false_alarms <= MAX_DEV_FALSE_ALARMS * len(ordinary):
+            if false_alarms <= max_false_alarms * len(ordinary):
                 best = (threshold, veto, precision, recall)
     if best is None:
-        raise ValueError(f"no threshold reaches dev precision {min_precision} within the false-alarm cap")
+        raise ValueError(
+            f"no threshold reaches dev precision {min_precision} within the false-alarm cap "
+            f"({max_false_alarms:.2%} of ordinary dev turns)"
+        )
     return best
 
 
 def pick_reply_threshold(
-    classifier: CrisisClassifier, rows: Sequence[dict[str, Any]], ordinary: Sequence[str], min_precision: float
+    classifier: CrisisClassifier,
+    rows: Sequence[dict[str, Any]],
+    ordinary: Sequence[str],
+    min_precision: float,
+    max_false_alarms: float,
 ) -> tuple[float, float, float]:
     """The reply head's threshold (0.005 grid) with the highest dev recall of the whole output screen (output
-    rules OR reply head) at dev precision >= ``min_precision``, flagging at most ``MAX_DEV_FALSE_ALARMS`` of
+    rules OR reply head) at dev precision >= ``min_precision``, flagging at most ``max_false_alarms`` of
     the ``ordinary`` dev replies; ties go to the higher threshold. Returns the threshold, dev precision, dev
     recall."""
     rules = CrisisGuard(classifier=False)
@@ -399,11 +420,14 @@ def pick_reply_threshold(
         flags = [rule or score >= threshold for rule, score in zip(ruled, scores, strict=True)]
         precision, recall = precision_recall(flags, labels)
         false_alarms = sum(score >= threshold for score in ordinary_scores)
-        capped = false_alarms <= MAX_DEV_FALSE_ALARMS * len(ordinary)
+        capped = false_alarms <= max_false_alarms * len(ordinary)
         if precision >= min_precision and capped and (best is None or recall > best[2]):
             best = (threshold, precision, recall)
     if best is None:
-        raise ValueError(f"no reply threshold reaches dev precision {min_precision} within the false-alarm cap")
+        raise ValueError(
+            f"no reply threshold reaches dev precision {min_precision} within the false-alarm cap "
+            f"({max_false_alarms:.2%} of ordinary dev replies)"
+        )
     return best
 
 
@@ -504,11 +528,13 @@ def calibrate(
     ordinary_messages = [r for r in messages if r["split"] == "dev" and r["category"] in CORPUS_CATEGORIES]
     scored = dev_scores(rules, classifier, dev_messages)
     ordinary = dev_scores(rules, classifier, ordinary_messages)
-    threshold, veto, precision, recall = pick_threshold(scored, ordinary, settings.min_precision, settings.floor_ratio)
+    threshold, veto, precision, recall = pick_threshold(
+        scored, ordinary, settings.min_precision, settings.floor_ratio, settings.max_false_alarms
+    )
     dev_replies = [r for r in replies if r["split"] == "dev" and r["category"] not in CORPUS_CATEGORIES]
     ordinary_replies = [r["text"] for r in replies if r["split"] == "dev" and r["category"] in CORPUS_CATEGORIES]
     reply_threshold, reply_precision, reply_recall = pick_reply_threshold(
-        classifier, dev_replies, ordinary_replies, settings.min_precision
+        classifier, dev_replies, ordinary_replies, settings.min_precision, settings.max_false_alarms
     )
     figures = {
         "dev_ordinary_turns": len(ordinary_messages),
@@ -537,14 +563,38 @@ def train(output_dir: Path, settings: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(settings.threads)
     messages, replies = load_training_rows(settings.raw_data)
-    tasks = {
-        "head": training_examples([r for r in messages if r["split"] == "train"], CLASSES),
-        "reply_head": training_examples([r for r in replies if r["split"] == "train"], REPLY_CLASSES),
-    }
+    tasks = training_tasks(messages, replies)
     encoder = SentenceEncoder()
-    tensors, scaling = fine_tune(encoder, tasks, settings)
-    weights: dict[str, Any] = {
-        "encoder": encoder.name,
+    tensors: dict[str, Any] = {}
+    for index in range(settings.members):
+        member, scaling = fine_tune(encoder, tasks, settings, seed=settings.seed + index)
+        tensors.update({member_prefix(index) + name: tensor for name, tensor in member.items()})
+    weights = calibrate(
+        untrained_weights(encoder.name, tasks, scaling, settings), tensors, messages, replies, settings
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(output_dir / CLASSIFIER_TENSORS))
+    (output_dir / CLASSIFIER_WEIGHTS).write_text(json.dumps(weights, indent=1) + "\n", encoding="utf-8")
+    return weights
+
+
+def training_tasks(
+    messages: Sequence[dict[str, Any]], replies: Sequence[dict[str, Any]]
+) -> dict[str, tuple[list[str], list[int]]]:
+    """Each head's training examples (``fine_tune``'s ``tasks``), from the train splits of ``load_training_rows``."""
+    return {
+        MESSAGE_HEAD: training_examples([r for r in messages if r["split"] == "train"], CLASSES),
+        REPLY_HEAD: training_examples([r for r in replies if r["split"] == "train"], REPLY_CLASSES),
+    }
+
+
+def untrained_weights(
+    encoder: str, tasks: dict[str, tuple[list[str], list[int]]], scaling: float, settings: argparse.Namespace
+) -> dict[str, Any]:
+    """The classifier's JSON part before ``calibrate`` picks its thresholds: settings and training record."""
+    return {
+        "encoder": encoder,
+        "members": settings.members,
         "classes": CLASSES,
         "reply_classes": REPLY_CLASSES,
         "lora": {"rank": settings.rank, "scaling": scaling, "targets": list(LORA_TARGETS)},
@@ -557,16 +607,13 @@ def train(output_dir: Path, settings: argparse.Namespace) -> dict[str, Any]:
             "train_examples": {name: len(texts) for name, (texts, _) in tasks.items()},
             **{key: getattr(settings, key) for key in ("epochs", "lr", "batch_size", "seed", "threads")},
             "min_dev_precision": settings.min_precision,
+            "max_dev_false_alarms": settings.max_false_alarms,
         },
     }
-    weights = calibrate(weights, tensors, messages, replies, settings)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(output_dir / CLASSIFIER_TENSORS))
-    (output_dir / CLASSIFIER_WEIGHTS).write_text(json.dumps(weights, indent=1) + "\n", encoding="utf-8")
-    return weights
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parse_settings(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The command line's parser and its settings (checked: a bad value is the parser's one-line error)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=Path(__file__).parent / "safety_data")
     parser.add_argument(
@@ -576,11 +623,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate of the LoRA factors and head")
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank of each fine-tuned linear layer")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the batch order")
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=3,
+        help="ensemble members, fine-tuned one after another from seed, seed + 1, ...",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds the first member's initialisation and batch order")
     parser.add_argument("--threads", type=int, default=2, help="torch threads: the same count gives the same bits")
-    parser.add_argument("--min-precision", type=float, default=0.9, help="dev precision the threshold must keep")
+    parser.add_argument("--min-precision", type=float, default=0.92, help="dev precision the threshold must keep")
+    parser.add_argument(
+        "--max-false-alarms",
+        type=float,
+        default=MAX_DEV_FALSE_ALARMS,
+        help="the share of ordinary dev turns (and replies) the thresholds may flag",
+    )
     parser.add_argument("--floor-ratio", type=float, default=0.5, help="context floor as a share of the threshold")
     settings = parser.parse_args(argv)
+    if settings.members < 1:
+        parser.error(f"--members must be 1 or more, got {settings.members}")
+    for flag in ("min_precision", "max_false_alarms"):
+        if not 0 < getattr(settings, flag) <= 1:
+            parser.error(f"--{flag.replace('_', '-')} is a share, in (0, 1]: got {getattr(settings, flag)}")
+    return parser, settings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser, settings = parse_settings(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         weights = train(settings.output_dir, settings)

@@ -27,6 +27,7 @@ from egail.safety import (
     CRISIS_REPLY,
     ERROR,
     HARM_TO_OTHERS,
+    MESSAGE_HEAD,
     RULE,
     SELF_HARM,
     SIGNS,
@@ -37,6 +38,7 @@ from egail.safety import (
     load_guard_messages,
     load_guard_replies,
     load_labelled_set,
+    member_prefix,
 )
 from egail.safety_train import (
     CLASSES,
@@ -54,18 +56,18 @@ HARD_NEGATIVES = ("idiom", "pet_illness", "fiction", "history", "sadness", "grie
 
 # Floors at the figures measured on the test split when the weights were committed (see the README): they
 # catch regressions, and they are what the guard is known to do, not what the issue asked for.
-# The issue asks for recall >= 0.95 at precision >= 0.90; the guard does not reach it (recall 0.82).
-TEST_FLOORS = {"precision": 0.94, "recall": 0.82}
+# The issue asks for recall >= 0.95 at precision >= 0.90; the guard does not reach it (recall 0.88).
+TEST_FLOORS = {"precision": 0.92, "recall": 0.87}
 SIGN_RECALL_FLOORS = {
-    "ideation": 0.83,
-    "plan_means": 0.75,
-    "farewell": 0.70,
-    "burden": 0.93,
-    "disappear": 0.81,
-    "self_injury": 0.81,
+    "ideation": 0.87,
+    "plan_means": 0.80,
+    "farewell": 0.83,
+    "burden": 0.94,
+    "disappear": 0.90,
+    "self_injury": 0.89,
     "voices": 0.97,
-    "harm_to_others": 0.83,
-    "abuse": 0.93,
+    "harm_to_others": 0.89,
+    "abuse": 0.90,
 }
 
 
@@ -152,11 +154,53 @@ def test_weights_are_json_and_safetensors_with_their_training_record():
     assert 0 <= weights["rule_veto"] < weights["threshold"] < 1 and 0 < weights["reply_threshold"] < 1
     assert weights["training"]["command"] == "python -m egail.safety_train"
     tensors = load((folder / CLASSIFIER_TENSORS).read_bytes())
-    assert tuple(tensors["head.weight"].shape) == (len(SIGNS) + 1, 384)
-    factors = [key for key in tensors if key.endswith(".lora_A")]
-    assert len(factors) == 6 * 6  # query, key, value, and three dense layers in each of MiniLM's six blocks
-    for key in factors:
-        assert tensors[key].shape[0] == weights["lora"]["rank"] == tensors[key[:-1] + "B"].shape[1]
+    members = [member_prefix(i) for i in range(weights["members"])]
+    assert all(any(key.startswith(prefix) for prefix in members) for key in tensors)  # nothing but the members
+    for prefix in members:
+        assert tuple(tensors[f"{prefix}head.weight"].shape) == (len(SIGNS) + 1, 384)
+        factors = [key for key in tensors if key.startswith(prefix) and key.endswith(".lora_A")]
+        assert len(factors) == 6 * 6  # query, key, value, and three dense layers in each of MiniLM's six blocks
+        for key in factors:
+            assert tensors[key].shape[0] == weights["lora"]["rank"] == tensors[key[:-1] + "B"].shape[1]
+
+
+@pytest.fixture(scope="module")
+def shipped_weights() -> tuple[dict, dict]:
+    from safetensors.torch import load
+
+    folder = resources.files("egail") / "safety_data"
+    weights = json.loads((folder / CLASSIFIER_WEIGHTS).read_text(encoding="utf-8"))
+    return weights, load((folder / CLASSIFIER_TENSORS).read_bytes())
+
+
+def test_the_ensemble_scores_the_mean_of_its_members_probabilities(shipped_weights):
+    import torch
+
+    weights, tensors = shipped_weights
+    first = {key: value for key, value in tensors.items() if key.startswith(member_prefix(0))}
+    alone = CrisisClassifier({**weights, "members": 1}, first)
+    # A second member whose message head is sure of "none" whatever it reads: the ensemble's score halves.
+    sure = {key.replace(member_prefix(0), member_prefix(1), 1): value for key, value in first.items()}
+    sure[f"{member_prefix(1)}{MESSAGE_HEAD}.weight"] = torch.zeros_like(
+        first[f"{member_prefix(0)}{MESSAGE_HEAD}.weight"]
+    )
+    sure[f"{member_prefix(1)}{MESSAGE_HEAD}.bias"] = torch.tensor([50.0] + [0.0] * len(SIGNS))
+    pair = CrisisClassifier({**weights, "members": 2}, {**first, **sure})
+    groups = [["I have the pills in my hand and I'm ready"], ["what time does the bakery open?"]]
+    for (score, sign), (pair_score, pair_sign) in zip(
+        alone.score_groups(groups), pair.score_groups(groups), strict=True
+    ):
+        assert pair_score == pytest.approx(score / 2, abs=1e-9) and pair_sign == sign
+    assert alone.score_groups(groups)[0][0] > 0.5  # the first member alone flags the crisis message
+
+
+def test_a_classifier_short_of_the_members_it_names_is_refused(shipped_weights):
+    weights, tensors = shipped_weights
+    first = {key: value for key, value in tensors.items() if key.startswith(member_prefix(0))}
+    with pytest.raises(ValueError, match=r"lack ensemble member\(s\) \[1, 2\] of the 3 named"):
+        CrisisClassifier({**weights, "members": 3}, first)
+    with pytest.raises(ValueError, match="must name its ensemble members"):
+        CrisisClassifier({key: value for key, value in weights.items() if key != "members"}, first)
 
 
 def test_figures_on_the_test_split(guard, messages):
@@ -166,8 +210,8 @@ def test_figures_on_the_test_split(guard, messages):
         reports[split] = evaluate_guard(guard, [row for row in messages if row["split"] == split])
         print("\n" + format_report(f"crisis guard [{split}]", reports[split], examples=12 if split == "test" else 0))
     test = reports["test"]
-    # Batch 1's test rows were read by earlier versions of the guard, batches 2 and 3 by the previous weights;
-    # batch 4 is new to these.
+    # Batch 1's test rows were read by earlier versions of the guard, batches 2 to 4 by earlier weights; batch 5
+    # is new to these.
     for batch in sorted({row.get("batch", 1) for row in messages}):
         rows = [row for row in messages if row["split"] == "test" and row.get("batch", 1) == batch]
         results = [guard.check(row["text"], row.get("context") or []).flagged for row in rows]
@@ -219,8 +263,8 @@ def test_replies_are_screened(guard):
     precision, recall = precision_recall(
         [guard.screen_output(r["text"]).flagged for r in rows], [r["label"] for r in rows]
     )
-    # The measured figures: the screen misses a quarter of the unsafe replies, most of them worded gently.
-    assert recall >= 0.74 and precision >= 0.94
+    # The measured figures: the screen misses a fifth of the unsafe replies, most of them worded gently.
+    assert recall >= 0.78 and precision >= 0.95
 
 
 def test_context_rule():
@@ -521,34 +565,48 @@ def test_false_alarm_rate_on_everyday_dailydialog_lines(guard, raw_data):
 
 
 @pytest.mark.slow
-def test_training_reproduces_the_committed_weights(tmp_path, raw_data):
-    """The committed command, at the committed thread count, gives the same record and thresholds and the same
-    tensors to float noise (about 18 minutes on 2 cores). The encoder's arithmetic moves in its last digits
-    with library releases and machines, so exact equality of the floats would test the install, not the
-    training."""
+def test_training_reproduces_the_committed_weights(raw_data, shipped_weights):
+    """The committed command's settings, at the committed thread count, give the last ensemble member's tensors
+    to float noise, and calibrating the committed tensors gives the committed JSON exactly.
+
+    Every member is trained by the same seeded ``fine_tune`` (seed, seed + 1, ...), so one member shows the
+    training reproduces (about 20 minutes on 2 cores; the whole command takes one such run per member). The
+    encoder's arithmetic moves in its last digits with library releases and machines, so exact equality of
+    the floats would test the install, not the training.
+    """
     import numpy as np
-    from safetensors.torch import load_file
+    import torch
 
-    from egail.safety_train import main
-
-    folder = resources.files("egail") / "safety_data"
-    committed = json.loads((folder / CLASSIFIER_WEIGHTS).read_text("utf-8"))
-    main(
-        [
-            "--output-dir",
-            str(tmp_path),
-            "--raw-data",
-            str(raw_data),
-            "--threads",
-            str(committed["training"]["threads"]),
-        ]
+    from egail.safety import SentenceEncoder
+    from egail.safety_train import (
+        calibrate,
+        fine_tune,
+        load_training_rows,
+        parse_settings,
+        training_tasks,
+        untrained_weights,
     )
-    assert json.loads((tmp_path / CLASSIFIER_WEIGHTS).read_text("utf-8")) == committed
-    trained = load_file(tmp_path / CLASSIFIER_TENSORS)
-    shipped = load_file(str(folder / CLASSIFIER_TENSORS))
-    assert trained.keys() == shipped.keys()
-    for name, tensor in shipped.items():
-        np.testing.assert_allclose(trained[name].numpy(), tensor.numpy(), rtol=0, atol=1e-4, err_msg=name)
+
+    committed, shipped = shipped_weights
+    _, settings = parse_settings(["--raw-data", str(raw_data), "--threads", str(committed["training"]["threads"])])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        messages, replies = load_training_rows(settings.raw_data)
+        tasks = training_tasks(messages, replies)
+        encoder = SentenceEncoder()
+        last = settings.members - 1
+        member, scaling = fine_tune(encoder, tasks, settings, seed=settings.seed + last)
+        weights = calibrate(
+            untrained_weights(encoder.name, tasks, scaling, settings), shipped, messages, replies, settings
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads(json.dumps(weights)) == committed
+    assert {member_prefix(last) + name for name in member} == {k for k in shipped if k.startswith(member_prefix(last))}
+    for name, tensor in member.items():
+        expected = shipped[member_prefix(last) + name].numpy()
+        np.testing.assert_allclose(tensor.numpy(), expected, rtol=0, atol=1e-4, err_msg=name)
 
 
 def test_training_without_the_corpora_is_a_one_line_error(tmp_path, capsys):
@@ -558,4 +616,21 @@ def test_training_without_the_corpora_is_a_one_line_error(tmp_path, capsys):
         main(["--raw-data", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "out")])
     assert exited.value.code == 2
     assert "ed_valid.csv is missing: pass --raw-data or set EGAIL_RAW_DATA" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--members", "0"], "--members must be 1 or more, got 0"),
+        (["--max-false-alarms", "2"], "--max-false-alarms is a share, in (0, 1]: got 2.0"),
+        (["--min-precision", "0"], "--min-precision is a share, in (0, 1]: got 0.0"),
+    ],
+)
+def test_training_settings_out_of_range_are_one_line_errors(tmp_path, capsys, argv, message):
+    from egail.safety_train import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--output-dir", str(tmp_path / "out")])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
