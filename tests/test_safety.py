@@ -507,14 +507,15 @@ def test_crisis_reply_points_to_professional_help():
         assert needle in CRISIS_REPLY
 
 
-def test_guard_is_fast_on_huge_and_junk_input(guard):
+def test_guard_is_fast_on_huge_and_junk_input(guard, rules):
     junk = ("\x00\x01\ufffd kill " * 4000)[:20_000]
-    guard.check("warm up")
     start = time.perf_counter()
-    guard.check(junk)
-    guard.check("a" * 20_000)
-    guard.screen_output(junk)
-    assert time.perf_counter() - start < 2.0  # no catastrophic backtracking
+    rules.check(junk)
+    rules.check("a" * 20_000)
+    rules.screen_output(junk)
+    assert time.perf_counter() - start < 2.0  # no catastrophic backtracking in the rules, which read all of it
+    # The classifier reads a huge message's start and end only: the whole guard decides, without raising.
+    assert guard.check(junk).source != ERROR and guard.screen_output(junk).source != ERROR
 
 
 @pytest.fixture(scope="module")
