@@ -17,7 +17,8 @@ The guard has two parts, OR-ed, because each covers the other's blind spot:
   and on ordinary turns of EmpatheticDialogues and DailyDialog. The message head tells the warning signs
   from ordinary text (its threshold chosen on the dev split for recall at precision 0.92); it also reads the
   last few user turns together, so a warning sign spread over turns ("I can't do this anymore" ... "I have
-  the pills here") is caught. The reply head tells a reply that encourages harm or gives a method from an
+  the pills here") is caught, and a conversation stays with the crisis reply while a crisis is among its
+  last turns. The reply head tells a reply that encourages harm or gives a method from an
   ordinary or a supportive one.
 
 It leans towards flagging: a false alarm costs one unneeded pointer to a helpline, a miss costs far
@@ -85,7 +86,7 @@ NONE = "none"
 #: What the output screen's classifier looks for in a model's reply.
 REPLY_SIGNS = ("encouragement", "method")  # encouraging or validating harm; means, places, timing, hiding it
 
-CLASSIFIER_WEIGHTS = "guard_classifier.json"  # classes, threshold, floors, LoRA settings, training record
+CLASSIFIER_WEIGHTS = "guard_classifier.json"  # classes, thresholds, LoRA settings, training record
 CLASSIFIER_TENSORS = "guard_classifier.safetensors"  # the head and the encoder's LoRA factors
 #: How many user turns (the latest included) the context check reads.
 CONTEXT_TURNS = 3
@@ -427,17 +428,6 @@ def context_window(turns: Sequence[str]) -> str:
     return "\n".join(" ".join(as_text(t).split())[-_PIECE_CHARS // 2 :] for t in turns if as_text(t).strip())
 
 
-def context_fires(score: float, window_score: float, before_score: float, threshold: float, floor: float) -> bool:
-    """Whether the last user turns together call for the crisis reply though the message alone does not.
-
-    The turns together must cross the threshold, and the latest message must add to it: either the concern
-    is new (the earlier turns alone stay below the threshold) or the message itself leans towards it (its
-    own score reaches ``floor``). So "thanks, I'll call them" after an earlier crisis message does not
-    re-trigger the crisis reply, while "I have the pills here" after "I can't do this anymore" does.
-    """
-    return window_score >= threshold and (before_score < threshold or score >= floor)
-
-
 @dataclass(frozen=True)
 class SoftmaxHead:
     """A linear softmax over ``classes`` on sentence embeddings; ``classes[0]`` is the ordinary one (``none``)."""
@@ -502,9 +492,7 @@ class CrisisClassifier:
     settings, thresholds and training record in a JSON file, tensors in safetensors (no pickles): per member
     (``member<i>.``) the heads (``head.*``, ``reply_head.*``) and low-rank (LoRA) updates of the encoder's
     linear layers (``<layer>.lora_A``, ``<layer>.lora_B``), merged into the pretrained MiniLM when it loads.
-    ``context_floor`` is the score the latest message needs for the context check to re-fire after an earlier
-    flagged turn, and a rule hit on a message scoring under ``rule_veto`` is dropped (the classifier is sure
-    it is ordinary).
+    A rule hit on a message scoring under ``rule_veto`` is dropped (the classifier is sure it is ordinary).
     """
 
     def __init__(self, weights: dict[str, Any], tensors: dict[str, Any]):
@@ -515,7 +503,6 @@ class CrisisClassifier:
         self.head_classes = {MESSAGE_HEAD: self.classes, REPLY_HEAD: self.reply_classes}
         self.threshold = float(weights["threshold"])
         self.reply_threshold = float(weights["reply_threshold"])
-        self.context_floor = float(weights["context_floor"])
         self.rule_veto = float(weights["rule_veto"])
         members = weights.get("members")
         if not isinstance(members, int) or members < 1:
@@ -650,7 +637,7 @@ class CrisisGuard:
         previous = [t for t in context if t.strip()][-(self.context_turns - 1) :] if self.context_turns > 1 else []
         groups = [classifier_input(text)]
         if previous:
-            groups += [[context_window([*previous, text])], [context_window(previous)]]
+            groups.append([context_window([*previous, text])])
         if ruled.flagged:
             groups.append([around_match(normalize(text), ruled.matched or "")])
         scored = classifier.score_groups(groups)
@@ -670,8 +657,11 @@ class CrisisGuard:
             reason = f"classifier: {sign}, score {score:.3f} >= threshold {threshold:.3f}"
             return GuardResult(True, SIGNS[sign], source=CLASSIFIER, reason=reason, **details)
         if previous:
-            (window_score, window_sign), (before_score, _) = scored[1], scored[2]
-            if context_fires(score, window_score, before_score, threshold, classifier.context_floor):
+            # The turns read together: a sign spread over them, or one said a turn ago that the latest message
+            # goes on from ("at least it works"). While a crisis is within the last turns the answer stays the
+            # crisis reply, not a small model's: the labelled conversations need it there as much as at first.
+            window_score, window_sign = scored[1]
+            if window_score >= threshold:
                 reason = (
                     f"context: the last {len(previous) + 1} user turns read as {window_sign}, score "
                     f"{window_score:.3f} >= threshold {threshold:.3f} (the message alone: {score:.3f})"

@@ -39,7 +39,6 @@ from egail.safety import (
     SentenceEncoder,
     around_match,
     classifier_input,
-    context_fires,
     context_window,
     load_guard_messages,
     load_guard_replies,
@@ -328,13 +327,13 @@ def fine_tune(
 
 
 def dev_scores(guard: CrisisGuard, classifier: CrisisClassifier, rows: Sequence[dict[str, Any]]) -> list[dict]:
-    """Per dev row: the rules' verdict and the classifier's scores on the message, window and earlier turns."""
+    """Per dev row: the rules' verdict and the classifier's scores on the message and on the window of turns."""
     out = []
     for row in rows:
         previous = list(row.get("context") or [])[-(CONTEXT_TURNS - 1) :]
         groups = [classifier_input(row["text"])]
         if previous:
-            groups += [[context_window([*previous, row["text"]])], [context_window(previous)]]
+            groups.append([context_window([*previous, row["text"]])])
         ruled = guard.check_rules(row["text"])
         if ruled.flagged:
             groups.append([around_match(normalize(row["text"]), ruled.matched or "")])
@@ -344,14 +343,12 @@ def dev_scores(guard: CrisisGuard, classifier: CrisisClassifier, rows: Sequence[
     return out
 
 
-def guard_flags(scored: dict, threshold: float, floor: float, veto: float) -> bool:
-    """The guard's decision from precomputed scores, the same logic as ``CrisisGuard.check``."""
-    scores = scored["scores"]
+def guard_flags(scored: dict, threshold: float, veto: float) -> bool:
+    """The guard's decision from precomputed scores (``dev_scores``), the same logic as ``CrisisGuard.check``:
+    a rule hit unless vetoed, else the message or the window of turns at the threshold."""
     if scored["rule"]:
         return scored["around"] >= veto
-    if scores[0] >= threshold:
-        return True
-    return len(scores) == 3 and context_fires(scores[0], scores[1], scores[2], threshold, floor)
+    return max(scored["scores"]) >= threshold
 
 
 def precision_recall(flags: Sequence[bool], labels: Sequence[int]) -> tuple[float, float]:
@@ -368,7 +365,6 @@ def pick_threshold(
     scored: Sequence[dict],
     ordinary: Sequence[dict],
     min_precision: float,
-    floor_ratio: float,
     max_false_alarms: float,
 ) -> tuple[float, float, float, float]:
     """The threshold (0.005 grid) and rule veto with the highest dev recall at dev precision >= ``min_precision``
@@ -383,11 +379,11 @@ def pick_threshold(
     for step in range(199, 0, -1):
         threshold = step / 200
         for veto in (v for v in RULE_VETOES if v < threshold):
-            flags = [guard_flags(s, threshold, threshold * floor_ratio, veto) for s in scored]
+            flags = [guard_flags(s, threshold, veto) for s in scored]
             precision, recall = precision_recall(flags, labels)
             if precision < min_precision or (best is not None and recall <= best[3]):
                 continue
-            false_alarms = sum(guard_flags(s, threshold, threshold * floor_ratio, veto) for s in ordinary)
+            false_alarms = sum(guard_flags(s, threshold, veto) for s in ordinary)
             if false_alarms <= max_false_alarms * len(ordinary):
                 best = (threshold, veto, precision, recall)
     if best is None:
@@ -519,7 +515,7 @@ def calibrate(
     replies: Sequence[dict[str, Any]],
     settings: argparse.Namespace,
 ) -> dict[str, Any]:
-    """``weights`` with the thresholds, context floor and rule veto picked on the dev splits, and their figures.
+    """``weights`` with the thresholds and rule veto picked on the dev splits, and their figures.
 
     The labelled sets' dev rows set precision and recall; the corpora's dev turns cap the false alarms."""
     classifier = CrisisClassifier(weights, tensors)
@@ -529,7 +525,7 @@ def calibrate(
     scored = dev_scores(rules, classifier, dev_messages)
     ordinary = dev_scores(rules, classifier, ordinary_messages)
     threshold, veto, precision, recall = pick_threshold(
-        scored, ordinary, settings.min_precision, settings.floor_ratio, settings.max_false_alarms
+        scored, ordinary, settings.min_precision, settings.max_false_alarms
     )
     dev_replies = [r for r in replies if r["split"] == "dev" and r["category"] not in CORPUS_CATEGORIES]
     ordinary_replies = [r["text"] for r in replies if r["split"] == "dev" and r["category"] in CORPUS_CATEGORIES]
@@ -550,7 +546,6 @@ def calibrate(
         **weights,
         "threshold": threshold,
         "reply_threshold": reply_threshold,
-        "context_floor": round(threshold * settings.floor_ratio, 6),
         "rule_veto": veto,
         "training": {**weights["training"], **figures, "split_seed": SPLIT_SEED},
     }
@@ -600,7 +595,6 @@ def untrained_weights(
         "lora": {"rank": settings.rank, "scaling": scaling, "targets": list(LORA_TARGETS)},
         "threshold": 0.5,
         "reply_threshold": 0.5,
-        "context_floor": 0.5 * settings.floor_ratio,
         "rule_veto": 0.0,
         "training": {
             "command": "python -m egail.safety_train",
@@ -638,7 +632,6 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[argparse.Argument
         default=MAX_DEV_FALSE_ALARMS,
         help="the share of ordinary dev turns (and replies) the thresholds may flag",
     )
-    parser.add_argument("--floor-ratio", type=float, default=0.5, help="context floor as a share of the threshold")
     settings = parser.parse_args(argv)
     if settings.members < 1:
         parser.error(f"--members must be 1 or more, got {settings.members}")
@@ -655,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         weights = train(settings.output_dir, settings)
     except (FileNotFoundError, ValueError) as error:  # missing corpora, a malformed labelled set: one line
         parser.error(str(error))
-    summary = {key: weights[key] for key in ("threshold", "reply_threshold", "context_floor", "rule_veto")}
+    summary = {key: weights[key] for key in ("threshold", "reply_threshold", "rule_veto")}
     print(json.dumps({**summary, **weights["training"]}, indent=2))
 
 
